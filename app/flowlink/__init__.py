@@ -1,0 +1,3 @@
+"""Flowlink: a desktop workspace manager with linked workspaces."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from flowlink.cli import main
+
+raise SystemExit(main())
