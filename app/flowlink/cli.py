@@ -1,0 +1,426 @@
+"""Command line: the desktop window by default, headless subcommands otherwise.
+
+Exit codes: 0 done; 1 a run ended other than in success; 2 the command could not
+do what was asked (the reason is one sentence on stderr).
+Keep imports lazy: `flowlink --version` must not pay for Qt, httpx or crypto.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from flowlink import __version__
+
+EXIT_OK, EXIT_FAILED_RUN, EXIT_ERROR = 0, 1, 2
+
+
+class CliError(Exception):
+    pass
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _inputs(args: argparse.Namespace) -> dict[str, Any]:
+    inputs: dict[str, Any] = {}
+    if args.inputs_json:
+        try:
+            parsed = json.loads(args.inputs_json)
+        except ValueError as exc:
+            raise CliError(f"--inputs-json is not valid JSON ({exc}); pass an object like '{{\"a\": 1}}'.") from None
+        if not isinstance(parsed, dict):
+            raise CliError("--inputs-json must be a JSON object like '{\"a\": 1}'.")
+        inputs.update(parsed)
+    for item in args.input or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"--input {item!r} must look like KEY=VALUE.")
+        inputs[key] = _parse_value(value)
+    return inputs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
+                        help="workspace folder (default: the platform's user data folder)")
+    common.add_argument("--as", dest="acting_user", default=argparse.SUPPRESS,
+                        help="act as this workspace user (default: the OS user)")
+
+    parser = argparse.ArgumentParser(
+        prog="flowlink",
+        description="Flowlink: flow scripts, executions and linked workspaces. "
+        "With no command, opens the desktop window.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"flowlink {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("init", parents=[common], help="create the workspace")
+    p.add_argument("--name", required=True, help="workspace name: lowercase letters, digits, '-'")
+
+    flow = sub.add_parser("flow", parents=[common], help="manage flow scripts")
+    fsub = flow.add_subparsers(dest="flow_command", metavar="ACTION", required=True)
+    p = fsub.add_parser("add", parents=[common], help="add or replace a flow script")
+    p.add_argument("name")
+    p.add_argument("file", type=Path)
+    fsub.add_parser("list", parents=[common], help="list flow scripts")
+    p = fsub.add_parser("show", parents=[common], help="print a flow script")
+    p.add_argument("name")
+    p = fsub.add_parser("remove", parents=[common], help="remove a flow script")
+    p.add_argument("name")
+
+    setting = sub.add_parser("setting", parents=[common], help="workspace settings (JSON values)")
+    ssub = setting.add_subparsers(dest="setting_command", metavar="ACTION", required=True)
+    p = ssub.add_parser("set", parents=[common])
+    p.add_argument("name")
+    p.add_argument("json")
+    p = ssub.add_parser("get", parents=[common])
+    p.add_argument("name")
+    ssub.add_parser("list", parents=[common])
+    p = ssub.add_parser("remove", parents=[common])
+    p.add_argument("name")
+
+    files = sub.add_parser("file", parents=[common], help="workspace files")
+    fisub = files.add_subparsers(dest="file_command", metavar="ACTION", required=True)
+    p = fisub.add_parser("put", parents=[common])
+    p.add_argument("name")
+    p.add_argument("path", type=Path)
+    p = fisub.add_parser("get", parents=[common])
+    p.add_argument("name")
+    p.add_argument("--output", type=Path)
+    fisub.add_parser("list", parents=[common])
+    p = fisub.add_parser("remove", parents=[common])
+    p.add_argument("name")
+
+    p = sub.add_parser("run", parents=[common], help="run a flow")
+    p.add_argument("name")
+    p.add_argument("--input", action="append", metavar="KEY=VALUE",
+                   help="an input (VALUE is parsed as JSON where it parses)")
+    p.add_argument("--inputs-json", metavar="JSON", help="inputs as one JSON object")
+    p.add_argument("--no-wait", action="store_true", help="print the execution id and return")
+    p.add_argument("--max-runtime", type=float, metavar="SECONDS")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="stop waiting after this long (the execution goes on)")
+
+    p = sub.add_parser("executions", parents=[common], help="list executions, newest first")
+    p.add_argument("--status")
+    p.add_argument("--flow")
+    p.add_argument("--workspace")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+
+    execution = sub.add_parser("execution", parents=[common], help="one execution")
+    esub = execution.add_subparsers(dest="execution_command", metavar="ACTION", required=True)
+    p = esub.add_parser("show", parents=[common])
+    p.add_argument("id", type=int)
+    p.add_argument("--json", action="store_true")
+    p = esub.add_parser("cancel", parents=[common])
+    p.add_argument("id", type=int)
+
+    users = sub.add_parser("users", parents=[common], help="workspace users and roles")
+    usub = users.add_subparsers(dest="users_command", metavar="ACTION", required=True)
+    p = usub.add_parser("add", parents=[common])
+    p.add_argument("name")
+    p.add_argument("--role", default="user", choices=["organization_admin", "user"])
+    usub.add_parser("list", parents=[common])
+    p = usub.add_parser("remove", parents=[common])
+    p.add_argument("name")
+
+    p = sub.add_parser("engine", parents=[common],
+                       help="run the engine in the background until idle (used by run --no-wait)")
+    p.add_argument("--idle-exit", type=float, default=5.0, metavar="SECONDS")
+    return parser
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    from flowlink.workspace.workspace import default_data_dir
+
+    value = getattr(args, "data_dir", None)
+    return Path(value).expanduser() if value else default_data_dir()
+
+
+def _open(args: argparse.Namespace):  # noqa: ANN202 - Workspace, imported lazily
+    from flowlink.workspace.workspace import Workspace
+
+    return Workspace.open(_data_dir(args), acting_user=getattr(args, "acting_user", None))
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        return _gui(args)
+    from flowlink.errors import FlowlinkError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (FlowlinkError, CliError) as exc:
+        print(f"flowlink: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("flowlink: interrupted.", file=sys.stderr)
+        return 130
+
+
+def _gui(args: argparse.Namespace) -> int:
+    try:
+        from flowlink.gui.app import run_app
+    except ImportError as exc:
+        print(f"flowlink: the desktop window is not available ({exc}); install the GUI extra "
+              "with 'pip install flowlink[gui]' or use a subcommand (see 'flowlink --help').",
+              file=sys.stderr)
+        return EXIT_ERROR
+    return run_app(_data_dir(args), getattr(args, "acting_user", None))
+
+
+# -- commands -----------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from flowlink.workspace.workspace import Workspace
+
+    ws = Workspace.init(_data_dir(args), args.name, admin=getattr(args, "acting_user", None))
+    print(f"Created workspace '{ws.name}' in {ws.data_dir}; {ws.acting_user} is its organization admin.")
+    return EXIT_OK
+
+
+def cmd_flow(args: argparse.Namespace) -> int:
+    ws = _open(args)
+    action = args.flow_command
+    if action == "add":
+        try:
+            source = args.file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"cannot read {args.file}: {exc}.") from None
+        ws.add_flow(args.name, source, filename=str(args.file))
+        print(f"Saved flow '{args.name}'.")
+    elif action == "list":
+        for name in ws.list_flows():
+            print(name)
+    elif action == "show":
+        sys.stdout.write(ws.get_flow(args.name))
+    elif action == "remove":
+        ws.remove_flow(args.name)
+        print(f"Removed flow '{args.name}'.")
+    return EXIT_OK
+
+
+def cmd_setting(args: argparse.Namespace) -> int:
+    ws = _open(args)
+    action = args.setting_command
+    if action == "set":
+        try:
+            value = json.loads(args.json)
+        except ValueError as exc:
+            raise CliError(f"the value is not valid JSON ({exc}); quote strings like '\"text\"'.") from None
+        ws.set_setting(args.name, value)
+        print(f"Saved setting '{args.name}'.")
+    elif action == "get":
+        _print_json(ws.get_setting(args.name))
+    elif action == "list":
+        for name in ws.list_settings():
+            print(name)
+    elif action == "remove":
+        ws.remove_setting(args.name)
+        print(f"Removed setting '{args.name}'.")
+    return EXIT_OK
+
+
+def cmd_file(args: argparse.Namespace) -> int:
+    ws = _open(args)
+    action = args.file_command
+    if action == "put":
+        try:
+            content = args.path.read_bytes()
+        except OSError as exc:
+            raise CliError(f"cannot read {args.path}: {exc.strerror}.") from None
+        ws.put_file(args.name, content)
+        print(f"Saved file '{args.name}' ({len(content)} bytes).")
+    elif action == "get":
+        content = ws.get_file(args.name)
+        if args.output:
+            try:
+                args.output.write_bytes(content)
+            except OSError as exc:
+                raise CliError(f"cannot write {args.output}: {exc.strerror}.") from None
+        else:
+            sys.stdout.buffer.write(content)
+            sys.stdout.flush()
+    elif action == "list":
+        for name in ws.list_files():
+            print(name)
+    elif action == "remove":
+        ws.remove_file(args.name)
+        print(f"Removed file '{args.name}'.")
+    return EXIT_OK
+
+
+def _handoff_note(owner: dict[str, Any]) -> str:
+    return (f"flowlink: the workspace is open in another Flowlink process ({owner['kind']}, "
+            f"pid {owner['pid']}); it runs this execution.")
+
+
+def _spawn_background_engine(args: argparse.Namespace) -> None:
+    cmd = [sys.executable, "-m", "flowlink", "engine", "--data-dir", str(_data_dir(args))]
+    if getattr(sys, "frozen", False):
+        cmd = [sys.executable, "engine", "--data-dir", str(_data_dir(args))]
+    subprocess.Popen(  # noqa: S603 - our own executable
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, close_fds=True,
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from flowlink.engine.host import EngineHost
+
+    ws = _open(args)
+    inputs = _inputs(args)
+    if args.max_runtime is not None and args.max_runtime <= 0:
+        raise CliError("--max-runtime must be a positive number of seconds.")
+    execution_id = ws.create_execution(args.name, inputs, max_runtime=args.max_runtime)
+    if args.no_wait:
+        host = EngineHost(ws, kind="cli")
+        if host.owner() is None:
+            _spawn_background_engine(args)
+        print(execution_id)
+        return EXIT_OK
+    host = EngineHost(ws, kind="cli")
+    ended = host.run_until_ended([execution_id], timeout=args.timeout, on_handoff=lambda o: print(
+        _handoff_note(o), file=sys.stderr))
+    ex = ws.get_execution(execution_id)
+    _print_json(ex.to_json(ws.name))
+    if not ended:
+        print(f"flowlink: stopped waiting after {args.timeout:g} s; execution {execution_id} "
+              "goes on ('flowlink execution show ID' follows it).", file=sys.stderr)
+        return EXIT_FAILED_RUN
+    return EXIT_OK if ex.status == "ENDED_SUCCESS" else EXIT_FAILED_RUN
+
+
+def _fmt_time(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _first_line(text: str | None, width: int = 60) -> str:
+    if not text:
+        return ""
+    line = text.strip().splitlines()[-1] if text.strip() else ""
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def cmd_executions(args: argparse.Namespace) -> int:
+    ws = _open(args)
+    if args.limit < 1:
+        raise CliError("--limit must be at least 1.")
+    status = args.status.upper() if args.status else None
+    rows = ws.list_executions(status=status, flow=args.flow, workspace=args.workspace, limit=args.limit)
+    if args.json:
+        _print_json([r.to_json(ws.name) for r in rows])
+        return EXIT_OK
+    print(f"{'ID':>8}  {'STATUS':<15} {'FLOW':<20} {'WORKSPACE':<12} {'STARTED':<19}  {'DURATION':>9}  MESSAGE")
+    for r in rows:
+        duration = "-" if r.duration is None else f"{r.duration:.3f}s"
+        print(f"{r.id:>8}  {r.status:<15} {r.flow[:20]:<20} {(r.workspace or ws.name)[:12]:<12} "
+              f"{_fmt_time(r.started_at):<19}  {duration:>9}  {_first_line(r.message)}")
+    return EXIT_OK
+
+
+def cmd_execution(args: argparse.Namespace) -> int:
+    ws = _open(args)
+    if args.execution_command == "show":
+        ex = ws.get_execution(args.id)
+        data = ex.to_json(ws.name)
+        data["log"] = [{"time": _iso(line.ts), "stream": line.stream, "text": line.text}
+                       for line in ws.logs(ex.id)]
+        data["children"] = [c.to_json(ws.name) for c in ws.children(ex.id)]
+        if args.json:
+            _print_json(data)
+        else:
+            _print_execution(data)
+        return EXIT_OK
+    from flowlink.engine.host import EngineHost
+
+    EngineHost(ws, kind="cli").cancel(args.id)
+    ex = ws.get_execution(args.id)
+    print(f"Execution {ex.id} is {ex.status}.")
+    return EXIT_OK
+
+
+def _iso(ts: float) -> str:
+    from flowlink.workspace.records import iso
+
+    return iso(ts) or ""
+
+
+def _print_execution(data: dict[str, Any]) -> None:
+    for key in ("id", "flow", "name", "status", "workspace", "parent_id", "created_at",
+                "started_at", "ended_at"):
+        print(f"{key + ':':<12} {data[key] if data[key] is not None else '-'}")
+    print(f"{'inputs:':<12} {json.dumps(data['inputs'], ensure_ascii=False)}")
+    print(f"{'outputs:':<12} {json.dumps(data['outputs'], ensure_ascii=False)}")
+    if data["message"]:
+        print("message:")
+        for line in str(data["message"]).splitlines():
+            print(f"  {line}")
+    if data["log"]:
+        print("log:")
+        for line in data["log"]:
+            print(f"  {line['time']} [{line['stream']}] {line['text']}")
+    if data["children"]:
+        print("children:")
+        for child in data["children"]:
+            print(f"  {child['id']:>8}  {child['status']:<15} {child['flow']} ({child['workspace']})")
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    ws = _open(args)
+    if args.users_command == "add":
+        ws.add_user(args.name, args.role)
+        print(f"User '{args.name}' has the role {args.role}.")
+    elif args.users_command == "list":
+        for name, role in ws.list_users():
+            print(f"{name:<24} {role}")
+    else:
+        ws.remove_user(args.name)
+        print(f"Removed user '{args.name}'.")
+    return EXIT_OK
+
+
+def cmd_engine(args: argparse.Namespace) -> int:
+    from flowlink.engine.host import EngineHost
+
+    ws = _open(args)
+    EngineHost(ws, kind="background").run_until_idle(args.idle_exit)
+    return EXIT_OK
+
+
+COMMANDS = {
+    "init": cmd_init,
+    "flow": cmd_flow,
+    "setting": cmd_setting,
+    "file": cmd_file,
+    "run": cmd_run,
+    "executions": cmd_executions,
+    "execution": cmd_execution,
+    "users": cmd_users,
+    "engine": cmd_engine,
+}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
