@@ -20,3 +20,8 @@ def require_real(available: bool, what: str) -> None:
     if STRICT:
         pytest.fail(f"{what} is required under FLOWLINK_STRICT=1 but is not available")
     pytest.skip(f"{what} not available")
+
+
+# Registered here so every test directory can ask for a real Secret Service; imported last
+# because keyring_fixture itself uses require_real from this module.
+from keyring_fixture import session_keyring  # noqa: E402, F401
