@@ -25,3 +25,4 @@ def require_real(available: bool, what: str) -> None:
 # Registered here so every test directory can ask for a real Secret Service; imported last
 # because keyring_fixture itself uses require_real from this module.
 from keyring_fixture import session_keyring  # noqa: E402, F401
+from workspace_fixtures import engine, workspace  # noqa: E402, F401

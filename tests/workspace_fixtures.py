@@ -12,6 +12,10 @@ from pathlib import Path
 import pytest
 
 from flowlink.engine.engine import Engine
+
+# Workspaces in tests keep their secrets in files unless a test asks for the real keyring
+# (tests/integration/test_secrets_keyring.py and the keyring-marked tests do).
+os.environ.setdefault("FLOWLINK_SECRET_STORE", "file")
 from flowlink.workspace.workspace import Workspace
 
 
@@ -49,7 +53,7 @@ class CliResult:
 
 def cli_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.pop("FLOWLINK_SECRET_STORE", None)
+    env["FLOWLINK_SECRET_STORE"] = "file"
     env.update(extra)
     return env
 

@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="workspace folder (default: the platform's user data folder)")
     common.add_argument("--as", dest="acting_user", default=argparse.SUPPRESS,
                         help="act as this workspace user (default: the OS user)")
+    common.add_argument("--secret-store", choices=["keyring", "file"], default=argparse.SUPPRESS,
+                        help="where private keys live: the OS keyring (default) or files "
+                        "readable only by you (also FLOWLINK_SECRET_STORE)")
 
     parser = argparse.ArgumentParser(
         prog="flowlink",
@@ -67,6 +70,54 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("init", parents=[common], help="create the workspace")
     p.add_argument("--name", required=True, help="workspace name: lowercase letters, digits, '-'")
+    p.add_argument("--tls-name", action="append", default=[], metavar="NAME",
+                   help="another host name or IP address for the HTTPS certificate")
+
+    keys = sub.add_parser("keys", parents=[common], help="the workspace's RSA key pair")
+    ksub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    p = ksub.add_parser("public", parents=[common], help="print the public key and its key id")
+    p.add_argument("--pem", action="store_true", help="print only the PEM (to paste elsewhere)")
+    ksub.add_parser("rotate", parents=[common], help="make a new key pair")
+
+    tls = sub.add_parser("tls", parents=[common], help="the workspace CA and HTTPS certificate")
+    tsub = tls.add_subparsers(dest="tls_command", metavar="ACTION", required=True)
+    tsub.add_parser("ca-cert", parents=[common], help="print the CA certificate a peer pastes")
+    p = tsub.add_parser("renew", parents=[common], help="issue a new server certificate")
+    p.add_argument("--tls-name", action="append", default=None, metavar="NAME")
+
+    link = sub.add_parser("link", parents=[common], help="Synch Configs of linked workspaces")
+    lsub = link.add_subparsers(dest="link_command", metavar="ACTION", required=True)
+    for action in ("add", "set"):
+        p = lsub.add_parser(action, parents=[common],
+                            help="add a link" if action == "add" else "change what is given")
+        p.add_argument("remote_name", metavar="REMOTE_NAME")
+        p.add_argument("--remote-url", metavar="URL",
+                       help="https://HOST:PORT/api/latest/sync_config/<this workspace>/sync; "
+                       "empty: the other side controls this one and this one never connects out")
+        p.add_argument("--remote-public-key", type=Path, metavar="FILE", required=action == "add")
+        p.add_argument("--own-private-key", type=Path, metavar="FILE",
+                       help="sign with this key instead of the workspace key")
+        if action == "set":
+            p.add_argument("--use-workspace-key", action="store_true",
+                           help="sign with the workspace key again")
+        p.add_argument("--ca-cert", type=Path, metavar="FILE")
+        p.add_argument("--no-verify-ssl", dest="verify_ssl", action="store_false", default=None)
+        if action == "set":
+            p.add_argument("--verify-ssl", dest="verify_ssl", action="store_true")
+            p.add_argument("--no-send-all-executions", dest="send_all", action="store_false")
+            p.add_argument("--enabled", dest="enabled", action="store_true", default=None)
+        p.add_argument("--send-all-executions", dest="send_all", action="store_true", default=None)
+        p.add_argument("--sync-interval", metavar="SECONDS",
+                       help="seconds between exchanges; empty: as soon as something changes")
+        p.add_argument("--allow-flows", metavar="GLOB,...",
+                       help="flows the other workspace may run here (default: all)")
+        p.add_argument("--disabled", dest="enabled", action="store_false",
+                       default=None if action == "add" else argparse.SUPPRESS)
+    p = lsub.add_parser("show", parents=[common])
+    p.add_argument("remote_name", metavar="REMOTE_NAME")
+    lsub.add_parser("list", parents=[common])
+    p = lsub.add_parser("remove", parents=[common])
+    p.add_argument("remote_name", metavar="REMOTE_NAME")
 
     flow = sub.add_parser("flow", parents=[common], help="manage flow scripts")
     fsub = flow.add_subparsers(dest="flow_command", metavar="ACTION", required=True)
@@ -152,7 +203,8 @@ def _data_dir(args: argparse.Namespace) -> Path:
 def _open(args: argparse.Namespace):  # noqa: ANN202 - Workspace, imported lazily
     from flowlink.workspace.workspace import Workspace
 
-    return Workspace.open(_data_dir(args), acting_user=getattr(args, "acting_user", None))
+    return Workspace.open(_data_dir(args), acting_user=getattr(args, "acting_user", None),
+                          secret_store=getattr(args, "secret_store", None))
 
 
 def _print_json(obj: Any) -> None:
@@ -193,8 +245,110 @@ def _gui(args: argparse.Namespace) -> int:
 def cmd_init(args: argparse.Namespace) -> int:
     from flowlink.workspace.workspace import Workspace
 
-    ws = Workspace.init(_data_dir(args), args.name, admin=getattr(args, "acting_user", None))
+    ws = Workspace.init(_data_dir(args), args.name, admin=getattr(args, "acting_user", None),
+                        secret_store=getattr(args, "secret_store", None), tls_names=args.tls_name)
     print(f"Created workspace '{ws.name}' in {ws.data_dir}; {ws.acting_user} is its organization admin.")
+    print(f"Key id {ws.key_id}; private keys are kept in {ws.secrets.display_name}.")
+    return EXIT_OK
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    ws = _open(args)
+    if args.keys_command == "public":
+        if args.pem:
+            sys.stdout.write(ws.public_key_pem)
+        else:
+            print(f"key id: {ws.key_id}")
+            sys.stdout.write(ws.public_key_pem)
+        return EXIT_OK
+    kid, links = ws.rotate_keys()
+    print(f"New key pair made; key id {kid}.")
+    if links:
+        print("These linked workspaces still name the old public key in their Synch Config for "
+              f"'{ws.name}'; paste the new one there ('flowlink keys public --pem'): {', '.join(links)}.")
+    return EXIT_OK
+
+
+def cmd_tls(args: argparse.Namespace) -> int:
+    ws = _open(args)
+    if args.tls_command == "ca-cert":
+        sys.stdout.write(ws.ca_cert_pem)
+        return EXIT_OK
+    ws.require_admin("renew the HTTPS certificate")
+    path = ws.renew_server_certificate(args.tls_name)
+    print(f"Issued a new server certificate: {path}.")
+    return EXIT_OK
+
+
+def _read_text(path: Path | None, what: str) -> str | None:
+    if path is None:
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read the {what} file {path}: {exc.strerror}.") from None
+    if len(data) > 1024 * 1024:
+        raise CliError(f"the {what} file {path} is larger than 1 MiB; it cannot be a key or certificate.")
+    return data.decode("utf-8", "replace")
+
+
+def _link_change(args: argparse.Namespace):  # noqa: ANN202 - SyncConfigChange, imported lazily
+    from flowlink.workspace.links import USE_WORKSPACE_KEY, SyncConfigChange
+
+    own = _read_text(args.own_private_key, "own private key")
+    if getattr(args, "use_workspace_key", False):
+        own = USE_WORKSPACE_KEY
+    return SyncConfigChange(
+        enabled=getattr(args, "enabled", None),
+        remote_url=args.remote_url,
+        ca_cert=_read_text(args.ca_cert, "CA certificate"),
+        verify_ssl=args.verify_ssl,
+        own_private_key=own,
+        remote_public_key=_read_text(args.remote_public_key, "remote public key"),
+        send_all_executions=args.send_all,
+        sync_interval=args.sync_interval,
+        allow_flows=args.allow_flows,
+    )
+
+
+def cmd_link(args: argparse.Namespace) -> int:
+    from flowlink.errors import ValidationErrors
+    from flowlink.workspace.links import FIELD_LABELS
+
+    ws = _open(args)
+    action = args.link_command
+    if action in ("add", "set"):
+        change = _link_change(args)
+        try:
+            if action == "add":
+                config = ws.links.add(args.remote_name, change)
+            else:
+                config = ws.links.update(args.remote_name, change)
+        except ValidationErrors as exc:
+            for field, sentence in exc.errors.items():
+                print(f"flowlink: {FIELD_LABELS.get(field, field)}: {sentence}", file=sys.stderr)
+            print("flowlink: nothing was saved.", file=sys.stderr)
+            return EXIT_ERROR
+        for warning in change.warnings:
+            print(f"flowlink: warning: {warning}", file=sys.stderr)
+        print(f"Saved the link to '{config.name}'.")
+    elif action == "show":
+        config = ws.links.get(args.remote_name)
+        for key, value in config.describe(ws.key_id, ws.secrets.display_name).items():
+            label = FIELD_LABELS.get(key, key)
+            if isinstance(value, list):
+                value = ", ".join(value) or "(none)"
+            elif value is None or value == "":
+                value = "(empty)"
+            print(f"{label + ':':<26} {value}")
+    elif action == "list":
+        for config in ws.links.list():
+            state = "enabled" if config.enabled else "disabled"
+            direction = "controls it" if config.controls else "controlled by it"
+            print(f"{config.name:<24} {state:<9} {direction:<17} {config.remote_url or ''}")
+    else:
+        ws.links.remove(args.remote_name)
+        print(f"Removed the link to '{args.remote_name}' and its keys.")
     return EXIT_OK
 
 
@@ -418,6 +572,9 @@ COMMANDS = {
     "executions": cmd_executions,
     "execution": cmd_execution,
     "users": cmd_users,
+    "keys": cmd_keys,
+    "tls": cmd_tls,
+    "link": cmd_link,
     "engine": cmd_engine,
 }
 

@@ -65,6 +65,23 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX execution_logs_by_execution ON execution_logs (execution_id, id);
     """,
+    # 2: Synch Configs (key material lives in the SecretStore; only key ids here)
+    """
+    CREATE TABLE links (
+        name TEXT PRIMARY KEY,
+        enabled INTEGER NOT NULL,
+        remote_url TEXT,
+        ca_cert TEXT,
+        verify_ssl INTEGER NOT NULL,
+        own_key_id TEXT,
+        remote_key_id TEXT NOT NULL,
+        send_all_executions INTEGER NOT NULL,
+        sync_interval INTEGER,
+        allow_flows TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -53,6 +53,21 @@ def default_user() -> str:
         return "user"
 
 
+def _write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write a file atomically, created with ``mode`` from the first byte on."""
+    import os
+
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
 def check_workspace_name(name: str) -> str:
     if not isinstance(name, str) or not WORKSPACE_NAME_RE.fullmatch(name):
         raise ValidationError("name", f"{name!r} is not a valid workspace name: {WORKSPACE_NAME_RULE}.")
@@ -108,7 +123,8 @@ def check_flow_source(source: str, filename: str = "<flow>") -> None:
 class Workspace:
     """One data dir: its database, identity and acting user."""
 
-    def __init__(self, data_dir: Path, store: Store, acting_user: str | None = None) -> None:
+    def __init__(self, data_dir: Path, store: Store, acting_user: str | None = None,
+                 secret_store: str | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.store = store
         name = store.get_meta("name")
@@ -121,6 +137,19 @@ class Workspace:
         self.name: str = name
         self.id: str = ws_id
         self.acting_user = acting_user or default_user()
+        self.secret_store_kind = store.get_meta("secret_store") or "keyring"
+        if secret_store is not None and secret_store != self.secret_store_kind:
+            store.close()
+            raise WorkspaceError(
+                f"This workspace keeps its secrets in the {self.secret_store_kind} store, "
+                f"not the {secret_store} store; drop --secret-store / FLOWLINK_SECRET_STORE "
+                f"or set it to {self.secret_store_kind}."
+            )
+        self._secrets: Any = None
+        self._private_key: Any = None
+        from flowlink.workspace.links import Links
+
+        self.links = Links(self)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -133,7 +162,22 @@ class Workspace:
         return cls.db_path(data_dir).exists()
 
     @classmethod
-    def init(cls, data_dir: Path, name: str, admin: str | None = None) -> Workspace:
+    def init(
+        cls,
+        data_dir: Path,
+        name: str,
+        admin: str | None = None,
+        *,
+        secret_store: str | None = None,
+        tls_names: list[str] | None = None,
+    ) -> Workspace:
+        """Create the workspace with its RSA identity, CA and server certificate.
+
+        The secret store is checked first, and anything made before a failure is
+        removed again, so a failed init can simply be retried (e.g. with the file store).
+        """
+        from flowlink.workspace.secrets import SecretStore, resolve_kind
+
         check_workspace_name(name)
         data_dir = Path(data_dir)
         if cls.exists(data_dir):
@@ -141,22 +185,35 @@ class Workspace:
                 f"A workspace already exists in {data_dir}; open it, or choose another "
                 "folder with --data-dir."
             )
+        kind = resolve_kind(secret_store)
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ws_id = str(uuid.uuid4())
+        secrets = SecretStore.open(kind, data_dir, ws_id)
+        secrets.check()
         store = Store(cls.db_path(data_dir), create=True)
         admin = admin or default_user()
         with store.transaction() as tx:
-            tx.execute("INSERT INTO meta (key, value) VALUES ('name', ?)", (name,))
-            tx.execute("INSERT INTO meta (key, value) VALUES ('id', ?)", (str(uuid.uuid4()),))
+            for key, value in (("name", name), ("id", ws_id), ("secret_store", kind)):
+                tx.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
             tx.execute(
                 "INSERT INTO users (name, role, created_at) VALUES (?, ?, ?)",
                 (admin, ADMIN, now()),
             )
-        return cls(data_dir, store, acting_user=admin)
+        ws = cls(data_dir, store, acting_user=admin, secret_store=kind)
+        try:
+            ws._create_identity(tls_names or [])
+        except BaseException:
+            ws._discard_new()
+            raise
+        return ws
 
     @classmethod
-    def open(cls, data_dir: Path, acting_user: str | None = None) -> Workspace:
+    def open(
+        cls, data_dir: Path, acting_user: str | None = None, *, secret_store: str | None = None
+    ) -> Workspace:
         data_dir = Path(data_dir)
-        return cls(data_dir, Store(cls.db_path(data_dir)), acting_user=acting_user)
+        return cls(data_dir, Store(cls.db_path(data_dir)), acting_user=acting_user,
+                   secret_store=secret_store)
 
     def close(self) -> None:
         self.store.close()
@@ -164,6 +221,144 @@ class Workspace:
     @property
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    # -- identity and secrets ---------------------------------------------
+
+    @property
+    def workspace_label(self) -> str:
+        return self.name
+
+    @property
+    def secrets(self) -> Any:
+        """The SecretStore of this workspace (opened on first use; opening does no I/O)."""
+        if self._secrets is None:
+            from flowlink.workspace.secrets import SecretStore
+
+            self._secrets = SecretStore.open(self.secret_store_kind, self.data_dir, self.id)
+        return self._secrets
+
+    @property
+    def key_id(self) -> str:
+        value = self.store.get_meta("key_id")
+        if value is None:
+            raise WorkspaceError(f"The workspace in {self.data_dir} has no key pair; it was not fully created. Create it again with 'flowlink init'.")
+        return value
+
+    @property
+    def public_key_pem(self) -> str:
+        return self.store.get_meta("public_key") or ""
+
+    @property
+    def ca_cert_pem(self) -> str:
+        return self.store.get_meta("ca_cert") or ""
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.data_dir / "tls"
+
+    def private_key(self) -> Any:
+        """The workspace's RSA private key, read from the SecretStore once per process."""
+        from flowlink.workspace.identity import load_private_key
+
+        if self._private_key is None:
+            pem = self.secrets.get(f"workspace/private-key/{self.key_id}")
+            self._private_key = load_private_key(pem, "workspace private key")
+        return self._private_key
+
+    def _create_identity(self, tls_names: list[str]) -> None:
+        from flowlink.workspace import identity
+
+        key = identity.generate_private_key()
+        kid = identity.key_id(key.public_key())
+        self.secrets.set(f"workspace/private-key/{kid}", identity.private_key_to_pem(key),
+                         f"Flowlink {self.name}: workspace private key")
+        ca_key, ca_cert = identity.make_ca(self.name)
+        self.secrets.set("workspace/ca-key", identity.private_key_to_pem(ca_key),
+                         f"Flowlink {self.name}: workspace CA private key")
+        with self.store.transaction() as tx:
+            for k, v in (("key_id", kid), ("public_key", identity.public_key_to_pem(key.public_key())),
+                         ("ca_cert", identity.cert_to_pem(ca_cert))):
+                tx.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", (k, v))
+        self._private_key = key
+        self.renew_server_certificate(tls_names, ca_key=ca_key, ca_cert=ca_cert)
+
+    def _discard_new(self) -> None:
+        """Undo a failed init: the secrets written so far and the database."""
+        for item in ("workspace/ca-key",):
+            try:
+                self.secrets.delete(item)
+            except Exception:  # noqa: BLE001, S110 - best effort; the original error matters
+                pass
+        kid = self.store.get_meta("key_id")
+        if kid:
+            try:
+                self.secrets.delete(f"workspace/private-key/{kid}")
+            except Exception:  # noqa: BLE001, S110
+                pass
+        self.store.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(self.db_path(self.data_dir)) + suffix).unlink(missing_ok=True)
+
+    def server_tls_files(self) -> tuple[Path, Path]:
+        return self.tls_dir / "server.pem", self.tls_dir / "server.key"
+
+    def renew_server_certificate(self, tls_names: list[str] | None = None, *,
+                                 ca_key: Any = None, ca_cert: Any = None) -> Path:
+        """(Re)issue the HTTPS server certificate from the workspace CA."""
+        from cryptography import x509
+
+        from flowlink.workspace import identity
+
+        if tls_names is None:
+            tls_names = json.loads(self.store.get_meta("tls_names") or "[]")
+        if ca_cert is None:
+            ca_cert = x509.load_pem_x509_certificate(self.ca_cert_pem.encode())
+        if ca_key is None:
+            ca_key = identity.load_tls_private_key(self.secrets.get("workspace/ca-key"), "CA key")
+        key, cert = identity.make_server_certificate(ca_key, ca_cert, self.name, tls_names)
+        self.tls_dir.mkdir(mode=0o700, exist_ok=True)
+        cert_path, key_path = self.server_tls_files()
+        _write_private(key_path, identity.private_key_to_pem(key).encode())
+        _write_private(cert_path, identity.cert_to_pem(cert).encode(), mode=0o644)
+        self.store.set_meta("tls_names", json.dumps(list(tls_names)))
+        return cert_path
+
+    def server_certificate_needs_renewal(self) -> bool:
+        from cryptography import x509
+
+        from flowlink.workspace import identity
+
+        cert_path, key_path = self.server_tls_files()
+        if not cert_path.exists() or not key_path.exists():
+            return True
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        return identity.certificate_needs_renewal(cert)
+
+    def rotate_keys(self) -> tuple[str, list[str]]:
+        """A new workspace key pair. Returns the new key id and the links whose other side
+        still names the old public key (those that sign with the workspace key)."""
+        from flowlink.workspace import identity
+
+        self.require_admin("rotate the workspace keys")
+        old_kid = self.key_id
+        key = identity.generate_private_key()
+        kid = identity.key_id(key.public_key())
+        self.secrets.set(f"workspace/private-key/{kid}", identity.private_key_to_pem(key),
+                         f"Flowlink {self.name}: workspace private key")
+        with self.store.transaction() as tx:
+            tx.execute("UPDATE meta SET value = ? WHERE key = 'key_id'", (kid,))
+            tx.execute("UPDATE meta SET value = ? WHERE key = 'public_key'",
+                       (identity.public_key_to_pem(key.public_key()),))
+        self._private_key = key
+        self.secrets.delete(f"workspace/private-key/{old_kid}")
+        return kid, [c.name for c in self.links.list() if c.own_key_id is None]
+
+    # Hooks the link layer extends (state per link lives beside the config).
+    def on_link_saved(self, tx: Any, name: str) -> None:
+        pass
+
+    def on_link_removed(self, tx: Any, name: str) -> None:
+        pass
 
     # -- users and roles ---------------------------------------------------
 
