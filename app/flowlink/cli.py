@@ -103,8 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--ca-cert", type=Path, metavar="FILE")
         p.add_argument("--no-verify-ssl", dest="verify_ssl", action="store_false", default=None)
         if action == "set":
-            p.add_argument("--verify-ssl", dest="verify_ssl", action="store_true")
-            p.add_argument("--no-send-all-executions", dest="send_all", action="store_false")
+            # default=None on every flag of a shared dest: argparse applies the first
+            # action's default, and store_true/false would otherwise change unnamed fields.
+            p.add_argument("--verify-ssl", dest="verify_ssl", action="store_true", default=None)
+            p.add_argument("--no-send-all-executions", dest="send_all", action="store_false",
+                           default=None)
             p.add_argument("--enabled", dest="enabled", action="store_true", default=None)
         p.add_argument("--send-all-executions", dest="send_all", action="store_true", default=None)
         p.add_argument("--sync-interval", metavar="SECONDS",
@@ -115,7 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
                        default=None if action == "add" else argparse.SUPPRESS)
     p = lsub.add_parser("show", parents=[common])
     p.add_argument("remote_name", metavar="REMOTE_NAME")
+    p = lsub.add_parser("status", parents=[common], help="how each link is doing")
+    p.add_argument("remote_name", metavar="REMOTE_NAME", nargs="?")
+    p.add_argument("--json", action="store_true")
     lsub.add_parser("list", parents=[common])
+
+    p = sub.add_parser("serve", parents=[common],
+                       help="run the workspace headless: engine, link syncers and HTTPS endpoint")
+    p.add_argument("--listen", default="127.0.0.1:8443", metavar="HOST:PORT",
+                   help="address of the HTTPS sync endpoint (default 127.0.0.1:8443; port 0 picks one; "
+                   "0.0.0.0:PORT listens on every interface)")
+    p.add_argument("--tls-cert", type=Path, metavar="FILE", help="your own certificate (PEM)")
+    p.add_argument("--tls-key", type=Path, metavar="FILE", help="its private key (PEM)")
     p = lsub.add_parser("remove", parents=[common])
     p.add_argument("remote_name", metavar="REMOTE_NAME")
 
@@ -341,6 +355,8 @@ def cmd_link(args: argparse.Namespace) -> int:
             elif value is None or value == "":
                 value = "(empty)"
             print(f"{label + ':':<26} {value}")
+    elif action == "status":
+        return _link_status(ws, args)
     elif action == "list":
         for config in ws.links.list():
             state = "enabled" if config.enabled else "disabled"
@@ -439,7 +455,7 @@ def _spawn_background_engine(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from flowlink.engine.host import EngineHost
+    from flowlink.runtime import Host
 
     ws = _open(args)
     inputs = _inputs(args)
@@ -447,12 +463,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CliError("--max-runtime must be a positive number of seconds.")
     execution_id = ws.create_execution(args.name, inputs, max_runtime=args.max_runtime)
     if args.no_wait:
-        host = EngineHost(ws, kind="cli")
+        host = Host(ws, kind="cli")
         if host.owner() is None:
             _spawn_background_engine(args)
         print(execution_id)
         return EXIT_OK
-    host = EngineHost(ws, kind="cli")
+    host = Host(ws, kind="cli")
     ended = host.run_until_ended([execution_id], timeout=args.timeout, on_handoff=lambda o: print(
         _handoff_note(o), file=sys.stderr))
     ex = ws.get_execution(execution_id)
@@ -507,9 +523,9 @@ def cmd_execution(args: argparse.Namespace) -> int:
         else:
             _print_execution(data)
         return EXIT_OK
-    from flowlink.engine.host import EngineHost
+    from flowlink.runtime import Host
 
-    EngineHost(ws, kind="cli").cancel(args.id)
+    Host(ws, kind="cli").cancel(args.id)
     ex = ws.get_execution(args.id)
     print(f"Execution {ex.id} is {ex.status}.")
     return EXIT_OK
@@ -541,6 +557,95 @@ def _print_execution(data: dict[str, Any]) -> None:
             print(f"  {child['id']:>8}  {child['status']:<15} {child['flow']} ({child['workspace']})")
 
 
+def _link_status(ws, args: argparse.Namespace) -> int:  # noqa: ANN001
+    from flowlink.link.syncer import read_statuses
+
+    statuses = read_statuses(ws)
+    if args.remote_name:
+        ws.links.get(args.remote_name)
+        statuses = {args.remote_name: statuses[args.remote_name]}
+    if args.json:
+        _print_json({name: {
+            "state": st.state, "sentence": st.sentence, "last_success": _iso_or_none(st.last_success),
+            "last_inbound": _iso_or_none(st.last_inbound), "last_error": st.last_error,
+            "queued_out": st.queued_out, "received": st.received, "direct_ok": st.direct_ok,
+        } for name, st in statuses.items()})
+        return EXIT_OK
+    for name, st in statuses.items():
+        print(f"{name}: {st.state}")
+        if st.sentence:
+            print(f"  {st.sentence}")
+        print(f"  last successful exchange: {_fmt_time(st.last_success)}")
+        print(f"  last reached by {name}:    {_fmt_time(st.last_inbound)}")
+        print(f"  queued to send: {st.queued_out}; received so far: {st.received}")
+        if st.last_error:
+            print(f"  last error: {st.last_error}")
+        direct = {True: "works", False: "fails", None: "not used"}[st.direct_ok]
+        other = "works" if st.last_inbound else "not seen yet"
+        print(f"  direct path (this side connects): {direct}; other side's path: {other}")
+    return EXIT_OK
+
+
+def _iso_or_none(ts: float | None) -> str | None:
+    return None if ts is None else _iso(ts)
+
+
+def _parse_listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise CliError(f"--listen {text!r} must look like HOST:PORT, e.g. 127.0.0.1:8443 (port 0 picks one).")
+    return host, int(port)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from flowlink.runtime import Runtime
+    from flowlink.workspace.ownership import OwnerLock, current_owner
+
+    ws = _open(args)
+    host, port = _parse_listen(args.listen)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise CliError("--tls-cert and --tls-key go together: give both, or neither to use the workspace's own certificate.")
+    tls = None
+    if args.tls_cert is not None:
+        for path in (args.tls_cert, args.tls_key):
+            if not path.is_file():
+                raise CliError(f"cannot read {path}: no such file.")
+        tls = (args.tls_cert, args.tls_key)
+    lock = OwnerLock.try_acquire(ws.data_dir, "serve")
+    if lock is None:
+        owner = current_owner(ws.data_dir) or {}
+        raise CliError(f"this workspace is already run by another Flowlink process ({owner.get('kind')}, "
+                       f"pid {owner.get('pid')}); stop it first, or use another --data-dir.")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    runtime = Runtime(ws, listen=(host, port), tls_files=tls)
+    endpoint_file = ws.data_dir / "endpoint.json"
+    try:
+        try:
+            runtime.start()
+        except OSError as exc:
+            raise CliError(f"cannot listen on {args.listen}: {exc.strerror or exc}.") from None
+        url = runtime.endpoint.url
+        print(f"listening on {url}", flush=True)
+        endpoint_file.write_text(json.dumps({"url": url}))
+        print(f"workspace '{ws.name}' in {ws.data_dir}; sync endpoint for a peer named P: "
+              f"{url}/api/latest/sync_config/P/sync", flush=True)
+        while not stop.wait(0.5):
+            if runtime.endpoint.error is not None:
+                raise CliError(f"the HTTPS endpoint stopped: {runtime.endpoint.error}")
+    finally:
+        runtime.stop()
+        endpoint_file.unlink(missing_ok=True)
+        lock.release()
+    print("stopped.", flush=True)
+    return EXIT_OK
+
+
 def cmd_users(args: argparse.Namespace) -> int:
     ws = _open(args)
     if args.users_command == "add":
@@ -556,10 +661,10 @@ def cmd_users(args: argparse.Namespace) -> int:
 
 
 def cmd_engine(args: argparse.Namespace) -> int:
-    from flowlink.engine.host import EngineHost
+    from flowlink.runtime import Host
 
     ws = _open(args)
-    EngineHost(ws, kind="background").run_until_idle(args.idle_exit)
+    Host(ws, kind="background").run_until_idle(args.idle_exit)
     return EXIT_OK
 
 
@@ -575,6 +680,7 @@ COMMANDS = {
     "keys": cmd_keys,
     "tls": cmd_tls,
     "link": cmd_link,
+    "serve": cmd_serve,
     "engine": cmd_engine,
 }
 

@@ -239,12 +239,13 @@ def test_refuses_other_protocol(value: object) -> None:
 @pytest.mark.parametrize(
     "value",
     [
-        str(uuid.uuid1()),
-        str(uuid.uuid4()).upper(),
-        "{" + str(uuid.uuid4()) + "}",
-        uuid.uuid4().hex,
-        "urn:uuid:" + str(uuid.uuid4()),
-        str(uuid.uuid4()) + "\n",
+        # Fixed values: parameters must be the same in every xdist worker.
+        "1e45cd2a-f020-11f1-988e-02fc00000001",  # a UUID1
+        "C1BC8283-75EB-4297-9E94-15CC9BE1B347",
+        "{f0b96523-2191-4726-95ad-b3ef68360184}",
+        "f0b965232191472695adb3ef68360184",  # hex, no dashes
+        "urn:uuid:f0b96523-2191-4726-95ad-b3ef68360184",
+        "f0b96523-2191-4726-95ad-b3ef68360184\n",
         "00000000-0000-4000-c000-000000000000",  # variant bits not RFC 4122
         "00000000-0000-0000-0000-000000000000",
         "",
@@ -395,7 +396,9 @@ def test_refuses_missing_message_member(make, key: str) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("make", [start_msg, update_msg, cancel_msg])
-@pytest.mark.parametrize("value", [str(uuid.uuid1()), "x", None, 5, str(uuid.uuid4()).upper()])
+@pytest.mark.parametrize(
+    "value", ["1e45cd2a-f020-11f1-988e-02fc00000001", "x", None, 5, "C1BC8283-75EB-4297-9E94-15CC9BE1B347"]
+)
 def test_refuses_bad_request_id(make, value: object) -> None:  # noqa: ANN001
     msg = make()
     msg["request_id"] = value

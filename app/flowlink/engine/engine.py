@@ -185,6 +185,7 @@ class Engine:
         self._thread = threading.Thread(target=self._loop, name="flowlink-engine", daemon=True)
         self._started = threading.Event()
         self._fatal: BaseException | None = None
+        self._external: queue.Queue[tuple[list[int], list[int]]] = queue.Queue()
 
     # -- public API (any thread) ------------------------------------------
 
@@ -218,6 +219,13 @@ class Engine:
     def cancel(self, execution_id: int) -> None:
         self.workspace.request_cancel(execution_id)
         self._dirty = True
+        self.wake()
+
+    def external_changes(self, changed: list[int], ended: list[int], started: bool) -> None:
+        """Another thread (the link layer) changed executions: resume waiters, run new work."""
+        self._external.put((list(changed), list(ended)))
+        if started:
+            self._dirty = True
         self.wake()
 
     def wait_ended(self, ids: list[int], timeout: float | None = None) -> bool:
@@ -294,8 +302,19 @@ class Engine:
                 if run.worker.process.sentinel == sentinel:
                     self._drain(run)
                     self._worker_exited(run)
+        self._apply_external()
         self._check_deadlines()
         self._flush()
+
+    def _apply_external(self) -> None:
+        while True:
+            try:
+                changed, ended = self._external.get_nowait()
+            except queue.Empty:
+                return
+            self._changed.update(changed)
+            for execution_id in ended:
+                self._resume_waiters(execution_id)
 
     def _timeout(self) -> float:
         timeout = POLL_SECONDS
@@ -359,6 +378,8 @@ class Engine:
             if cur.rowcount == 0:
                 worker.conn.close()
                 return
+            self.workspace.changed(tx, [execution_id])
+        self.workspace.notify_outbox()
         run = Running(
             execution_id=execution_id,
             worker=worker,
@@ -541,6 +562,8 @@ class Engine:
                 f"UPDATE executions SET {sets}, version = version + 1 WHERE id = ?",  # noqa: S608 - fixed column names
                 [*args, execution_id],
             )
+            self.workspace.changed(tx, [execution_id])
+        self.workspace.notify_outbox()
         self._changed.add(execution_id)
 
     def _set_status(self, execution_id: int, status: str) -> None:
@@ -551,6 +574,8 @@ class Engine:
                 "WHERE id = ? AND status NOT IN (?, ?, ?)",
                 (status, execution_id, *TERMINAL),
             )
+            self.workspace.changed(tx, [execution_id])
+        self.workspace.notify_outbox()
         self._changed.add(execution_id)
 
     def _all_ended(self, ids: list[int]) -> bool:
@@ -579,6 +604,9 @@ class Engine:
             run = self._running.get(execution_id)
             if run is not None:
                 self._write_logs(tx, run)
+            if cur.rowcount:
+                self.workspace.changed(tx, [execution_id])
+        self.workspace.notify_outbox()
         if cur.rowcount == 0:
             return False
         self._changed.add(execution_id)
@@ -741,6 +769,8 @@ def recover(workspace: Workspace) -> list[int]:
                 "version = version + 1 WHERE id = ?",
                 (ENDED_ERROR, RESTARTED, now(), ex_id),
             )
+        workspace.changed(tx, ids)
+    workspace.notify_outbox()
     if ids:
         log.info("ended %d executions left running by a previous process", len(ids))
     return ids

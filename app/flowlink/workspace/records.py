@@ -53,6 +53,9 @@ class Execution:
     started_by: str | None = None
     max_runtime: float | None = None
     cancel_requested: bool = False
+    origin_link: str | None = None  # the link whose request started this tree, if any
+    origin_request: str | None = None
+    remote_version: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -88,6 +91,9 @@ class Execution:
             started_by=row["started_by"],
             max_runtime=row["max_runtime"],
             cancel_requested=bool(row["cancel_requested"]),
+            origin_link=row["origin_link"],
+            origin_request=row["origin_request"],
+            remote_version=row["remote_version"],
         )
 
     def to_json(self, local_name: str) -> dict[str, Any]:

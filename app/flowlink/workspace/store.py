@@ -82,6 +82,44 @@ MIGRATIONS: list[str] = [
         updated_at REAL NOT NULL
     );
     """,
+    # 3: the link's transactional outbox and inbox (PROTOCOL.md section 6)
+    """
+    ALTER TABLE executions ADD COLUMN origin_link TEXT;
+    ALTER TABLE executions ADD COLUMN origin_request TEXT;
+    ALTER TABLE executions ADD COLUMN remote_version INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX executions_by_request ON executions (request_id) WHERE request_id IS NOT NULL;
+    CREATE INDEX executions_by_remote ON executions (workspace, remote_id) WHERE remote_id IS NOT NULL;
+    CREATE TABLE link_state (
+        name TEXT PRIMARY KEY,
+        out_seq INTEGER NOT NULL DEFAULT 0,
+        in_seq INTEGER NOT NULL DEFAULT 0,
+        last_success REAL,
+        last_inbound REAL,
+        last_error TEXT,
+        last_error_at REAL,
+        direct_ok INTEGER
+    );
+    CREATE TABLE outbox (
+        link TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (link, seq)
+    );
+    CREATE TABLE seen_envelopes (
+        peer TEXT NOT NULL,
+        id TEXT NOT NULL,
+        seen_at REAL NOT NULL,
+        PRIMARY KEY (peer, id)
+    );
+    CREATE INDEX seen_envelopes_by_time ON seen_envelopes (seen_at);
+    CREATE TABLE remote_requests (
+        link TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        execution_id INTEGER NOT NULL,
+        PRIMARY KEY (link, request_id)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -100,6 +138,7 @@ class Store:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._migrate()
 
     # -- connections -------------------------------------------------------
@@ -156,13 +195,16 @@ class Store:
         if conn.in_transaction:
             yield conn
             return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        # Writers of this process take turns here rather than in SQLite's busy handler,
+        # which backs off in sleeps of up to 100 ms: far too slow for the link's round trips.
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def data_version(self) -> int:
         """Changes whenever another connection (any thread or process) commits."""

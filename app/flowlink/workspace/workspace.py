@@ -146,6 +146,8 @@ class Workspace:
                 f"or set it to {self.secret_store_kind}."
             )
         self._secrets: Any = None
+        self._queued_links: set[str] = set()
+        self.outbox_listeners: list[Any] = []
         self._private_key: Any = None
         from flowlink.workspace.links import Links
 
@@ -179,6 +181,9 @@ class Workspace:
         from flowlink.workspace.secrets import SecretStore, resolve_kind
 
         check_workspace_name(name)
+        from flowlink.workspace.identity import server_names
+
+        server_names(tls_names or [])  # a bad --tls-name fails before any key is made
         data_dir = Path(data_dir)
         if cls.exists(data_dir):
             raise WorkspaceError(
@@ -353,12 +358,32 @@ class Workspace:
         self.secrets.delete(f"workspace/private-key/{old_kid}")
         return kid, [c.name for c in self.links.list() if c.own_key_id is None]
 
-    # Hooks the link layer extends (state per link lives beside the config).
     def on_link_saved(self, tx: Any, name: str) -> None:
-        pass
+        tx.execute("INSERT INTO link_state (name) VALUES (?) ON CONFLICT (name) DO NOTHING", (name,))
 
     def on_link_removed(self, tx: Any, name: str) -> None:
-        pass
+        for table, column in (("link_state", "name"), ("outbox", "link"),
+                              ("remote_requests", "link"), ("seen_envelopes", "peer")):
+            tx.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))  # noqa: S608 - fixed names
+
+    # -- change hook -------------------------------------------------------
+
+    def changed(self, tx: Any, ids: list[int]) -> None:
+        """Call inside the transaction of every execution state change.
+
+        Queues link updates in that same transaction (PROTOCOL.md section 6) and
+        tells in-process listeners (the link layer wakes its senders) which links
+        have something new, once the transaction has committed.
+        """
+        from flowlink.workspace.outbox import queue_updates
+
+        links = queue_updates(tx, ids)
+        if links:
+            self._queued_links.update(links)
+
+    def take_queued_links(self) -> set[str]:
+        links, self._queued_links = self._queued_links, set()
+        return links
 
     # -- users and roles ---------------------------------------------------
 
@@ -522,10 +547,17 @@ class Workspace:
         if max_runtime is not None and not max_runtime > 0:
             raise ValidationError("max_runtime", "max_runtime must be a positive number of seconds.")
         with self.store.transaction() as tx:
+            origin_link = origin_request = None
+            if parent_id is not None:
+                parent = tx.execute(
+                    "SELECT origin_link, origin_request FROM executions WHERE id = ?", (parent_id,)
+                ).fetchone()
+                if parent is not None:
+                    origin_link, origin_request = parent[0], parent[1]
             cur = tx.execute(
                 "INSERT INTO executions (flow, name, status, inputs, parent_id, workspace, "
-                "request_id, max_runtime, listed, started_by, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "request_id, max_runtime, listed, started_by, created_at, origin_link, origin_request) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     flow,
                     name or flow,
@@ -538,9 +570,21 @@ class Workspace:
                     int(listed),
                     started_by or self.acting_user,
                     now(),
+                    origin_link,
+                    origin_request,
                 ),
             )
-            return int(cur.lastrowid)
+            execution_id = int(cur.lastrowid)
+            self.changed(tx, [execution_id])
+        self.notify_outbox()
+        return execution_id
+
+    def notify_outbox(self) -> None:
+        """After a commit: tell listeners which links got new outbox messages."""
+        links = self.take_queued_links()
+        if links:
+            for listener in list(self.outbox_listeners):
+                listener(links)
 
     def get_execution(self, execution_id: int) -> Execution:
         row = self.store.conn.execute(
@@ -655,11 +699,13 @@ class Workspace:
                 cur = tx.execute(
                     "UPDATE executions SET status = ?, message = ?, ended_at = ?, "
                     "version = version + 1, cancel_requested = 0 "
-                    "WHERE id = ? AND status NOT IN (?, ?, ?) AND workspace IS NULL",
+                    "WHERE id = ? AND status NOT IN (?, ?, ?)",
                     (ENDED_CANCELLED, message, now(), ex_id, *TERMINAL),
                 )
                 if cur.rowcount:
                     ended.append(ex_id)
+            self.changed(tx, ended)
+        self.notify_outbox()
         return ended
 
     def count_executions(self) -> int:
