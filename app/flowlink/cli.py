@@ -303,7 +303,8 @@ def _read_text(path: Path | None, what: str) -> str | None:
         raise CliError(f"cannot read the {what} file {path}: {exc.strerror}.") from None
     if len(data) > 1024 * 1024:
         raise CliError(f"the {what} file {path} is larger than 1 MiB; it cannot be a key or certificate.")
-    return data.decode("utf-8", "replace")
+    # utf-8-sig: editors on Windows may save a PEM file with a byte order mark in front.
+    return data.decode("utf-8-sig", "replace")
 
 
 def _link_change(args: argparse.Namespace):  # noqa: ANN202 - SyncConfigChange, imported lazily
@@ -631,8 +632,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise CliError(f"cannot listen on {args.listen}: {exc.strerror or exc}.") from None
         url = runtime.endpoint.url
-        print(f"listening on {url}", flush=True)
         endpoint_file.write_text(json.dumps({"url": url}))
+        print(f"listening on {url}", flush=True)
         print(f"workspace '{ws.name}' in {ws.data_dir}; sync endpoint for a peer named P: "
               f"{url}/api/latest/sync_config/P/sync", flush=True)
         while not stop.wait(0.5):

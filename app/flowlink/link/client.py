@@ -95,7 +95,10 @@ class LinkClient:
         if response.status_code != 200:
             raise self._refusal(response)
         reply = self._checked(envelope, response)
-        applied = self.exchange.apply(config.name, reply, inbound=False)
+        try:
+            applied = self.exchange.apply(config.name, reply, inbound=False)
+        except CheckFailure as failure:
+            raise LinkError(failure.detail, code=failure.error) from None
         _messages, more = self.exchange.pending_messages(config.name)
         return ExchangeResult(sent, applied.applied, bool(_messages) and (more or sent == 0),
                               time.monotonic() - started)

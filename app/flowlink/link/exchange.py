@@ -177,6 +177,10 @@ class LinkExchange:
         config = self.ws.links.find(link)
         if config is None:
             raise CheckFailure("unknown_link", f"This workspace has no Synch Config named '{link}'.")
+        if not config.enabled:
+            # Disabled means no exchange either way, including answers to a long poll
+            # that was already in flight when the link was disabled.
+            raise CheckFailure("link_disabled", f"The link '{link}' is disabled in this workspace.")
         with self.ws.store.transaction() as tx:
             tx.execute("INSERT INTO link_state (name) VALUES (?) ON CONFLICT (name) DO NOTHING", (link,))
             tx.execute("DELETE FROM outbox WHERE link = ? AND seq <= ?", (link, envelope.ack))
