@@ -356,6 +356,7 @@ class LinkExchange:
                 "(its Synch Config has no Remote URL); the other workspace controls this one"
             )
         request_id = str(uuid.uuid4())
+        _check_sendable(flow, inputs, name)
         with self.ws.store.transaction() as tx:
             parent = tx.execute("SELECT name FROM executions WHERE id = ?", (parent_id,)).fetchone()
             cur = tx.execute(
@@ -387,6 +388,28 @@ class LinkExchange:
             outbox.enqueue(tx, row["workspace"], {"type": "execution.cancel", "request_id": row["request_id"]})
             self.ws._queued_links.add(row["workspace"])
         self.ws.notify_outbox()
+
+
+def _check_sendable(flow: str, inputs: dict[str, Any], name: str | None) -> None:
+    """Refuse, in the calling flow, a start the peer would refuse (it would block the outbox)."""
+    from flowlink.errors import ValidationError
+    from flowlink.link.envelope import MESSAGE_MAX_DEPTH, BadEnvelope, validate_message
+    from flowlink.link.strict_json import dumps_canonical, json_depth
+
+    message: dict[str, Any] = {"seq": 1, "type": "execution.start",
+                               "request_id": "00000000-0000-4000-8000-000000000000",
+                               "flow": flow, "inputs": inputs}
+    if name:
+        message["name"] = name
+    try:
+        validate_message(message)
+        size = len(dumps_canonical(inputs))
+    except (BadEnvelope, TypeError, ValueError) as exc:
+        raise ValidationError("inputs", f"cannot send this start over the link: {exc}") from None
+    if json_depth(message) > MESSAGE_MAX_DEPTH:
+        raise ValidationError("inputs", f"inputs nest deeper than a link carries ({MESSAGE_MAX_DEPTH - 2} levels)")
+    if size > BATCH_BYTES // 2:
+        raise ValidationError("inputs", "inputs larger than 2 MiB cannot be sent over a link; pass a file name instead")
 
 
 def _remote_id(value: int | str) -> int | str:

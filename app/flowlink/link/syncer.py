@@ -148,10 +148,14 @@ class LinkSyncer:
             if self.stopping.is_set():
                 return
             self.queued.clear()
-            while self.manager.exchange.has_pending(self.config.name) and not self.stopping.is_set():
-                result = self._exchange(client, wait=0, send=True)
-                if result is None or result.sent == 0:
-                    break
+            try:
+                while self.manager.exchange.has_pending(self.config.name) and not self.stopping.is_set():
+                    result = self._exchange(client, wait=0, send=True)
+                    if result is None or result.sent == 0:
+                        break
+            except _Failed:
+                self.queued.set()  # what is queued stays queued: try again after the backoff
+                raise
 
         self._run_loop(body)
 

@@ -17,6 +17,23 @@ from flowlink.workspace.records import iso
 
 MAX_MESSAGE_CHARS = 64 * 1024
 MAX_OUTPUTS_BYTES = 1024 * 1024
+MAX_NAME_CHARS = 1000  # what a peer accepts (PROTOCOL.md envelope shape)
+MAX_OUTPUTS_DEPTH = 24  # the envelope may nest 32 levels; the update wraps outputs in 5
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of containers (iterative: hostile data cannot exhaust the stack)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
 
 
 def enqueue(tx: sqlite3.Connection, link: str, message: dict[str, Any]) -> int:
@@ -40,14 +57,17 @@ def execution_message(row: sqlite3.Row) -> dict[str, Any]:
     if message is not None and len(message) > MAX_MESSAGE_CHARS:
         message = message[: MAX_MESSAGE_CHARS - 40] + "\n… (message cut at 64 KiB)"
     outputs_text = row["outputs"]
+    # A message the peer would refuse would block the outbox for good: bound it here.
     if len(outputs_text.encode()) > MAX_OUTPUTS_BYTES:
         outputs: dict[str, Any] = {"_flowlink": "outputs larger than 1 MiB are not sent over a link"}
     else:
         outputs = json.loads(outputs_text)
+        if json_depth(outputs) > MAX_OUTPUTS_DEPTH:
+            outputs = {"_flowlink": f"outputs nested deeper than {MAX_OUTPUTS_DEPTH} levels are not sent over a link"}
     return {
         "id": row["id"],
         "flow": row["flow"],
-        "name": row["name"],
+        "name": row["name"][:MAX_NAME_CHARS],
         "status": row["status"],
         "message": message,
         "outputs": outputs,
