@@ -142,7 +142,8 @@ def check_remote_url(url: str, this_workspace: str) -> list[str]:
     host = parts.hostname or ""
     if not host:
         raise ValidationError("remote_url", f"{what} has no host; it should look like {expected}.")
-    if parts.query or parts.fragment:
+    # An empty "?" or "#" parses as no query/fragment but is still not the endpoint's URL.
+    if parts.query or parts.fragment or "?" in url or "#" in url:
         raise ValidationError("remote_url", f"{what} must not have a query or fragment; it should look like {expected}.")
     if port == 0:
         raise ValidationError("remote_url", f"{what} has port 0; use the port the other workspace listens on.")
@@ -198,13 +199,13 @@ def parse_allow_flows(value: list[str] | str) -> list[str]:
         raise ValidationError("allow_flows", f"Allowed flows takes at most {MAX_PATTERNS} patterns.")
     for pattern in patterns:
         if not isinstance(pattern, str) or len(pattern) > 200 or re.search(r"[\x00-\x1f\x7f]", pattern):
-            raise ValidationError("allow_flows", "Each allowed-flow pattern must be printable text of at most 200 characters, like 'collect_*'.")
+            raise ValidationError("allow_flows", "Allowed flows: each pattern must be printable text of at most 200 characters, like 'collect_*'.")
         if pattern.count("[") != pattern.count("]"):
-            raise ValidationError("allow_flows", f"The allowed-flow pattern {pattern!r} has an unbalanced '[': close it or remove it.")
+            raise ValidationError("allow_flows", f"Allowed flows: the pattern {pattern!r} has an unbalanced '[': close it or remove it.")
         try:
             re.compile(fnmatch.translate(pattern))
         except re.error:
-            raise ValidationError("allow_flows", f"The allowed-flow pattern {pattern!r} is not a valid glob.") from None
+            raise ValidationError("allow_flows", f"Allowed flows: the pattern {pattern!r} is not a valid glob.") from None
     return patterns
 
 
@@ -236,13 +237,13 @@ class Links:
         if config.own_key_id is None:
             return self.ws.private_key()
         pem = self.ws.secrets.get(own_key_item(config.name, config.own_key_id))
-        return load_private_key(pem, "own_private_key")
+        return load_private_key(pem, FIELD_LABELS["own_private_key"])
 
     def remote_public_key(self, config: SyncConfig) -> rsa.RSAPublicKey:
         from flowlink.workspace.identity import load_public_key
 
         pem = self.ws.secrets.get(remote_key_item(config.name, config.remote_key_id))
-        return load_public_key(pem, "remote_public_key")
+        return load_public_key(pem, FIELD_LABELS["remote_public_key"])
 
     # -- changing --------------------------------------------------------------
 
@@ -304,7 +305,7 @@ class Links:
                 return
             text = change.ca_cert.strip()
             if text:
-                identity.load_ca_certificate(text, "ca_cert")
+                identity.load_ca_certificate(text, FIELD_LABELS["ca_cert"])
                 values["ca_cert"] = text + "\n"
             else:
                 values["ca_cert"] = None
@@ -317,14 +318,15 @@ class Links:
             if text in ("", USE_WORKSPACE_KEY):
                 values["own_key_id"] = None
                 return
-            own_key = identity.load_private_key(text, "own_private_key")
+            own_key = identity.load_private_key(text, FIELD_LABELS["own_private_key"])
             values["own_key_id"] = identity.key_id(own_key.public_key())
 
         def remote() -> None:
             nonlocal remote_key
             if change.remote_public_key is None:
                 return
-            remote_key = identity.load_public_key(change.remote_public_key.strip(), "remote_public_key")
+            remote_key = identity.load_public_key(change.remote_public_key.strip(),
+                                                 FIELD_LABELS["remote_public_key"])
             values["remote_key_id"] = identity.key_id(remote_key)
 
         def interval() -> None:
@@ -353,7 +355,12 @@ class Links:
         if "remote_public_key" not in errors and "own_private_key" not in errors:
             final_own_kid = values.get("own_key_id", old.own_key_id if old else None)
             final_remote_kid = values.get("remote_key_id", old.remote_key_id if old else None)
-            if final_remote_kid is not None and (final_own_kid or self.ws.key_id) == final_remote_kid:
+            if final_remote_kid is not None and final_remote_kid == self.ws.key_id:
+                errors["remote_public_key"] = (
+                    "Remote public key is this workspace's own public key: paste the OTHER "
+                    "workspace's key ('flowlink keys public --pem' there)."
+                )
+            elif final_remote_kid is not None and (final_own_kid or self.ws.key_id) == final_remote_kid:
                 errors["own_private_key" if final_own_kid else "remote_public_key"] = (
                     "Own private key and Remote public key are one key pair: the remote public key "
                     "must be the OTHER workspace's key ('flowlink keys public --pem' there)."
@@ -377,10 +384,20 @@ class Links:
                 new_items.append(item)
             config = self._write(name, old, values)
         except BaseException:
+            # Items are named by key id, so one the stored config (ours before, or another
+            # writer's that won a race) names is in use and must stay.
+            in_use: set[str] = set()
+            try:
+                current = self.find(name)
+            except Exception:  # noqa: BLE001 - best effort; the original error matters
+                current = None
+            for config in (old, current):
+                if config is not None:
+                    in_use.add(remote_key_item(name, config.remote_key_id))
+                    if config.own_key_id:
+                        in_use.add(own_key_item(name, config.own_key_id))
             for item in new_items:
-                if old is None or item not in (
-                    own_key_item(name, old.own_key_id or ""), remote_key_item(name, old.remote_key_id)
-                ):
+                if item not in in_use:
                     try:
                         self.ws.secrets.delete(item)
                     except Exception:  # noqa: BLE001, S110 - best effort; the original error matters
@@ -404,6 +421,19 @@ class Links:
             merged.update({k: getattr(old, k) for k in merged})
         merged.update(values)
         with self.ws.store.transaction() as tx:
+            # The checks of add/update ran before the secrets were written; another process
+            # (the window, another command) may have changed the link since.
+            row = tx.execute("SELECT updated_at FROM links WHERE name = ?", (name,)).fetchone()
+            if old is None and row is not None:
+                raise ValidationErrors({"name": (
+                    f"A link to '{name}' was added meanwhile by another Flowlink process; "
+                    f"look at it with 'flowlink link show {name}' and change it with "
+                    f"'flowlink link set {name}'.")})
+            if old is not None and (row is None or row[0] != old.updated_at):
+                raise ValidationErrors({"name": (
+                    f"The link to '{name}' was changed or removed meanwhile by another Flowlink "
+                    f"process; look at it again ('flowlink link show {name}') and repeat the "
+                    "change.")})
             tx.execute(
                 "INSERT INTO links (name, enabled, remote_url, ca_cert, verify_ssl, own_key_id, "
                 "remote_key_id, send_all_executions, sync_interval, allow_flows, created_at, updated_at) "

@@ -262,12 +262,17 @@ class Workspace:
         return self.data_dir / "tls"
 
     def private_key(self) -> Any:
-        """The workspace's RSA private key, read from the SecretStore once per process."""
-        from flowlink.workspace.identity import load_private_key
+        """The workspace's RSA private key, read from the SecretStore once per key id.
 
-        if self._private_key is None:
-            pem = self.secrets.get(f"workspace/private-key/{self.key_id}")
-            self._private_key = load_private_key(pem, "workspace private key")
+        The key id is looked up each time: `flowlink keys rotate` in another process deletes
+        the old item, and a running `serve` must sign with the new key, not a cached old one.
+        """
+        from flowlink.workspace.identity import key_id, load_private_key
+
+        kid = self.key_id
+        if self._private_key is None or key_id(self._private_key.public_key()) != kid:
+            pem = self.secrets.get(f"workspace/private-key/{kid}")
+            self._private_key = load_private_key(pem, "Workspace private key")
         return self._private_key
 
     def _create_identity(self, tls_names: list[str]) -> None:
