@@ -344,3 +344,32 @@ def handler(system, this):
         conn.close()
     assert len(rows) == 200, "every call reached b"
     assert {count for _rid, count in rows} == {1}, "no call ran twice"
+
+
+def test_a_peer_that_was_away_gets_everything_queued_in_order_once(fresh):
+    a, b = fresh(b_url=False)  # only a connects: the backlog must travel on a's retries
+    b.stop()
+    execution_id = int(a.cli("run", "fan_out", "--no-wait", "--input", "n=30").stdout)
+    aws = a.workspace()
+    try:
+        wait_until(lambda: len(aws.children(execution_id)) == 30, what="the 30 calls to be queued")
+        # Restart a while b is away: the backlog now rests only in a's outbox on disk, and
+        # a's first attempts after the restart fail; nothing new is queued after them.
+        assert a.stop() == 0
+        a.serve()
+
+        def failed_since_restart() -> bool:
+            status = json.loads(a.cli("link", "status", "b", "--json").stdout)["b"]
+            return status["direct_ok"] is False and "Cannot connect" in (status["last_error"] or "")
+
+        wait_until(failed_since_restart, what="a to notice b is away")
+        b.serve()
+        wait_until(lambda: len(b.executions("--flow", "collect_logs", "--status", "ENDED_SUCCESS")) == 30,
+                   timeout=90, what="the backlog to be delivered and run")
+        wait_until(lambda: all(c.terminal for c in aws.children(execution_id)), timeout=30,
+                   what="the answers to come back")
+        assert {c.status for c in aws.children(execution_id)} == {"ENDED_SUCCESS"}
+    finally:
+        aws.close()
+    ran = sorted(b.executions("--flow", "collect_logs"), key=lambda e: e["id"])
+    assert [int(e["inputs"]["since"]) for e in ran] == list(range(30))  # in order, each once

@@ -142,8 +142,8 @@ class Workspace:
             store.close()
             raise WorkspaceError(
                 f"This workspace keeps its secrets in the {self.secret_store_kind} store, "
-                f"not the {secret_store} store; drop --secret-store / FLOWLINK_SECRET_STORE "
-                f"or set it to {self.secret_store_kind}."
+                f"not the {secret_store} store; drop --secret-store or set it to "
+                f"{self.secret_store_kind}."
             )
         self._secrets: Any = None
         self._queued_links: set[str] = set()
