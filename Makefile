@@ -25,13 +25,13 @@ lint: $(STAMP)
 # fixtures start private ones (tests/keyring_fixture.py). Qt runs offscreen unless
 # DISPLAY is set (CI runs it under Xvfb with a tray host).
 test: $(STAMP) lint
-	$(PY) -m pytest -q -n 2 --dist loadgroup $(PYTEST_ARGS)
+	tools/with-desktop $(PY) -m pytest -q -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) bench/local_flows.py
 
 soak: $(STAMP)
-	FLOWLINK_SOAK=1 $(PY) -m pytest -q tests/adversarial $(PYTEST_ARGS)
+	FLOWLINK_SOAK=1 tools/with-desktop $(PY) -m pytest -q -p no:cacheprovider tests/adversarial $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
