@@ -174,6 +174,7 @@ class Engine:
         self._waiters: dict[int, set[int]] = {}  # child id -> ids of parents waiting on it
         self._changed: set[int] = set()
         self._ended = threading.Condition()
+        self._generation = 0
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -229,21 +230,41 @@ class Engine:
         self.wake()
 
     def wait_ended(self, ids: list[int], timeout: float | None = None) -> bool:
-        """Block until all ``ids`` are terminal (True) or the timeout passes (False)."""
+        """Block until all ``ids`` are terminal (True) or the timeout passes (False).
+
+        The store is read outside the condition's lock, so a waiter never holds up
+        the engine thread's notifications.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
+        remaining_ids = set(ids)
+        while True:
+            with self._ended:
+                generation = self._generation
+            remaining_ids -= self._terminal_among(remaining_ids)
+            if not remaining_ids:
+                return True
+            if self._fatal is not None:
+                raise FlowlinkError(f"the engine stopped: {self._fatal}")
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            with self._ended:
+                if self._generation == generation:
+                    self._ended.wait(POLL_SECONDS if remaining is None else min(remaining, 0.5))
 
-        def all_ended() -> bool:
-            return all(self.workspace.get_execution(i).terminal for i in ids)
-
-        with self._ended:
-            while not all_ended():
-                if self._fatal is not None:
-                    raise FlowlinkError(f"the engine stopped: {self._fatal}")
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._ended.wait(POLL_SECONDS if remaining is None else min(remaining, 0.5))
-        return True
+    def _terminal_among(self, ids: set[int]) -> set[int]:
+        found: set[int] = set()
+        pending = list(ids)
+        conn = self.workspace.store.conn
+        for start in range(0, len(pending), 500):
+            chunk = pending[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = conn.execute(
+                f"SELECT id FROM executions WHERE id IN ({marks}) AND status IN (?, ?, ?)",  # noqa: S608
+                [*chunk, *TERMINAL],
+            )
+            found.update(r[0] for r in rows)
+        return found
 
     @property
     def busy(self) -> bool:
@@ -726,6 +747,7 @@ class Engine:
 
     def _notify(self, ids: list[int]) -> None:
         with self._ended:
+            self._generation += 1
             self._ended.notify_all()
         for listener in list(self.listeners):
             try:

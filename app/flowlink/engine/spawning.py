@@ -15,7 +15,7 @@ import multiprocessing
 import os
 from typing import Any
 
-PRELOAD = ["flow_api", "flowlink.engine.worker"]
+PRELOAD = ["flow_api", "flowlink.engine.worker", "flowlink.engine.spawning"]
 
 if "forkserver" in multiprocessing.get_all_start_methods():
     from multiprocessing import forkserver, popen_forkserver, reduction, spawn, util

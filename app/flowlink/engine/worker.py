@@ -10,7 +10,9 @@ from __future__ import annotations
 import inspect
 import io
 import json
+import linecache
 import os
+import signal
 import sys
 import threading
 import time
@@ -19,6 +21,17 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import flow_api
+
+# Loaded once in the forkserver (this module is preloaded there), not in every worker.
+if sys.platform.startswith("linux"):
+    import ctypes
+
+    try:
+        _LIBC: Any = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        _LIBC = None
+else:
+    _LIBC = None
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -105,8 +118,6 @@ def run_job(bridge: PipeBridge, job: dict[str, Any]) -> tuple[str, str | None]:
     try:
         namespace: dict[str, Any] = {"__name__": f"flow_{job['id']}", "__file__": filename}
         # linecache lets tracebacks show the script's own lines.
-        import linecache
-
         linecache.cache[filename] = (
             len(job["source"]),
             None,
@@ -154,15 +165,11 @@ def _die_with_parent() -> None:
             forkserver._forkserver._forkserver_alive_fd = None
     except (AttributeError, OSError):
         pass
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
+    if _LIBC is not None:
         parent = os.getppid()
         try:
-            libc = ctypes.CDLL(None, use_errno=True)
             pr_set_pdeathsig = 1
-            libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+            _LIBC.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
         except (OSError, AttributeError):
             return
         if os.getppid() != parent:  # the parent died before prctl took effect
