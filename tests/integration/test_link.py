@@ -373,3 +373,44 @@ def test_a_peer_that_was_away_gets_everything_queued_in_order_once(fresh):
         aws.close()
     ran = sorted(b.executions("--flow", "collect_logs"), key=lambda e: e["id"])
     assert [int(e["inputs"]["since"]) for e in ran] == list(range(30))  # in order, each once
+
+
+@shared_pair
+def test_probe_reports_round_trip_and_refusals_in_words(pair, tmp_path):
+    from flowlink.link.client import LinkClient, LinkError
+    from flowlink.link.exchange import LinkExchange
+    from flowlink.workspace.identity import generate_private_key, private_key_to_pem
+
+    a, _b = pair
+    ws = a.workspace()
+    try:
+        exchange = LinkExchange(ws)
+        config = ws.links.get("b")
+        client = LinkClient(exchange, config)
+        try:
+            assert client.probe() > 0
+        finally:
+            client.close()
+        # A key b does not know: refused, and the sentence says what to do.
+        stranger = generate_private_key(2048)
+        key_file = tmp_path / "stranger.pem"
+        key_file.write_text(private_key_to_pem(stranger))
+        a.cli("link", "set", "b", "--own-private-key", str(key_file))
+        try:
+            client = LinkClient(exchange, ws.links.get("b"))
+            with pytest.raises(LinkError, match="refused our signature"):
+                client.probe()
+            client.close()
+        finally:
+            a.cli("link", "set", "b", "--use-workspace-key")
+        # No CA certificate for b's self-made certificate: a TLS failure, in words.
+        a.cli("link", "set", "b", "--ca-cert", "/dev/null")
+        try:
+            client = LinkClient(exchange, ws.links.get("b"))
+            with pytest.raises(LinkError, match="TLS failure"):
+                client.probe()
+            client.close()
+        finally:
+            a.cli("link", "set", "b", "--ca-cert", str(_b.files["ca"]))
+    finally:
+        ws.close()

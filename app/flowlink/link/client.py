@@ -103,6 +103,29 @@ class LinkClient:
         return ExchangeResult(sent, applied.applied, bool(_messages) and (more or sent == 0),
                               time.monotonic() - started)
 
+    def probe(self) -> float:
+        """"Test link": one signed exchange that carries and applies nothing; the
+        round trip in seconds, or a LinkError that says in words what failed.
+        Safe with unsaved settings: the answer is checked, never applied (what it
+        carries is sent again on the next real exchange)."""
+        config = self.config
+        if not config.remote_url:
+            raise LinkError(f"The link to '{config.name}' has no Remote URL: this side cannot test it; "
+                            "test it from the other workspace.")
+        started = time.monotonic()
+        envelope, body, signature, _sent = self.exchange.build_request(config, wait=0, send=False)
+        try:
+            response = self._client.post(
+                config.remote_url, content=body,
+                headers={HEADER_NAME: signature, "Content-Type": "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        if response.status_code != 200:
+            raise self._refusal(response)
+        self._checked(envelope, response)
+        return time.monotonic() - started
+
     def _checked(self, request: Envelope, response: httpx.Response) -> Envelope:
         try:
             return self.exchange.check_response(
