@@ -33,5 +33,25 @@ bench: $(STAMP)
 soak: $(STAMP)
 	FLOWLINK_SOAK=1 tools/with-desktop $(PY) -m pytest -q -p no:cacheprovider tests/adversarial $(PYTEST_ARGS)
 
+# The Linux installer: PyInstaller bundle + dist/flowlink_<version>_<arch>.deb, rebuilt when
+# the app or the packaging changed (packaging/ holds the Windows and macOS scripts too).
+PACKAGE_STAMP := $(VENV)/.package-installed
+DEB = dist/flowlink_$(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' app/flowlink/__init__.py)_$(shell dpkg --print-architecture 2>/dev/null || echo unknown).deb
+PACKAGE_SOURCES = $(shell find app packaging resources -type f -not -name '*.pyc' -not -path '*.egg-info/*' 2>/dev/null) pyproject.toml
+
+$(PACKAGE_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[gui,package]'
+	touch $(PACKAGE_STAMP)
+
+$(DEB): $(PACKAGE_STAMP) $(PACKAGE_SOURCES)
+	PYTHON=$(PY) packaging/linux/build_deb.sh
+
+package: $(DEB)
+
+# The installer's proof, as root: install the .deb, use only the installed program
+# (CLI, flows, keyring, two linked servers, the window under Xvfb), remove it.
+package-test: $(DEB)
+	$(PYTHON) tests/package/proof.py $(DEB)
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
