@@ -134,7 +134,12 @@ EOF
 
 # -- the .deb ---------------------------------------------------------------------------
 if [ -z "${DEB_COMPRESSION:-}" ]; then
-  if dpkg-deb --help 2>/dev/null | grep -q zstd; then DEB_COMPRESSION="-Zzstd -z9"; else DEB_COMPRESSION="-Zxz"; fi
+  # Not `dpkg-deb --help | grep -q`: with pipefail, grep quitting early fails the pipe.
+  deb_help=$(dpkg-deb --help 2>&1 || true)
+  case "$deb_help" in
+    *zstd*) DEB_COMPRESSION="-Zzstd -z9" ;;
+    *) DEB_COMPRESSION="-Zxz" ;;
+  esac
 fi
 rm -f "$DIST"/flowlink_*.deb
 # shellcheck disable=SC2086 # DEB_COMPRESSION holds two options
