@@ -179,6 +179,7 @@ PARENT = """
     import csv
     import email.mime.text
     import io
+    import os
     import sys
 
     import flow_api
@@ -190,7 +191,9 @@ PARENT = """
         csv.writer(out, lineterminator='\\n').writerow(['mean', mean, 'frozen', getattr(sys, 'frozen', False)])
         email.mime.text.MIMEText('stdlib packages import in the bundle')
         system.file('result.csv').save_text_content(out.getvalue())
-        this.save(output_value={'mean': mean, 'api': flow_api.__name__})
+        # Programs a flow starts must not be handed the bundle's libraries.
+        this.save(output_value={'mean': mean, 'api': flow_api.__name__,
+                                'ld_path': os.environ.get('LD_LIBRARY_PATH')})
 """
 
 
@@ -207,7 +210,8 @@ def check_local_flows(box: Sandbox) -> None:
     check(proc.returncode == 0, f"run parent exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     result = json.loads(proc.stdout)
     check(result["status"] == "ENDED_SUCCESS", f"parent ended {result['status']}: {result['message']}")
-    check(result["outputs"] == {"mean": 2.5, "api": "flow_api"}, f"parent outputs {result['outputs']}")
+    check(result["outputs"] == {"mean": 2.5, "api": "flow_api", "ld_path": None},
+          f"parent outputs {result['outputs']}")
     content = box.run("--data-dir", str(data), "file", "get", "result.csv").stdout
     check(content == "mean,2.5,frozen,True\n", f"result.csv holds {content!r}")
     ok(f"run took {elapsed:.2f} s; file content {content.strip()!r} (worker ran frozen)")
