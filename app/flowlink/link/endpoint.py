@@ -8,12 +8,14 @@ stalls the event loop that holds the long polls.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -31,6 +33,16 @@ from flowlink.link.strict_json import MAX_BODY_BYTES
 log = logging.getLogger(__name__)
 
 POLL_FALLBACK_SECONDS = 0.5  # catches messages queued by another process
+
+# Bounds on what a slow or idle client can hold (uvicorn has none of its own for these):
+# a request head must arrive whole within HEAD_TIMEOUT_SECONDS of the connection (or of its
+# first byte after a response); a body gets BODY_GRACE_SECONDS plus one second per
+# BODY_MIN_RATE bytes received; at most MAX_CONNECTIONS are open at once, handshakes included
+# (asyncio gives each TLS connection a 256 KiB buffer before its handshake even starts).
+HEAD_TIMEOUT_SECONDS = 10.0
+BODY_GRACE_SECONDS = 10.0
+BODY_MIN_RATE = 500
+MAX_CONNECTIONS = 128
 
 
 class OutboxHub:
@@ -88,17 +100,16 @@ def build_app(exchange: LinkExchange, hub: OutboxHub) -> Starlette:
                     return JSONResponse({"error": "bad_envelope", "detail": "Content-Length is not a number."},
                                         status_code=400)
                 check_size(int(length))
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                check_size(size)
-                chunks.append(chunk)
+            body = await _read_body(request)
         except CheckFailure as failure:
             return _error(failure)
         except ClientDisconnect:
             return Response(status_code=400)
-        body = b"".join(chunks)
+        except TimeoutError:
+            return JSONResponse(
+                {"error": "timeout", "detail": f"The body did not arrive in time (it gets "
+                 f"{BODY_GRACE_SECONDS:g} s plus a second per {BODY_MIN_RATE} bytes)."},
+                status_code=408, headers={"Connection": "close"})
         signature = request.headers.get(HEADER_NAME)
         try:
             envelope = await run_in_threadpool(exchange.check_request, name, body, signature)
@@ -136,6 +147,193 @@ async def _hold(exchange: LinkExchange, hub: OutboxHub, name: str, above: int, w
             pass
 
 
+async def _read_body(request: Request) -> bytes:
+    """The whole body, checked for size as it streams in; TimeoutError if it trickles."""
+    started = asyncio.get_running_loop().time()
+    chunks: list[bytes] = []
+    size = 0
+    async with asyncio.timeout(BODY_GRACE_SECONDS) as budget:
+        async for chunk in request.stream():
+            size += len(chunk)
+            check_size(size)
+            chunks.append(chunk)
+            budget.reschedule(started + BODY_GRACE_SECONDS + size / BODY_MIN_RATE)
+    return b"".join(chunks)
+
+
+class _Slot:
+    __slots__ = ("sock", "since", "busy", "evicted", "close")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.since = time.monotonic()
+        self.busy = False  # a request is being served: never evicted
+        self.evicted = False
+        self.close: Callable[[], None] | None = None  # the transport's abort, once TLS is up
+
+
+class _Connections:
+    """The endpoint's open connections, at most ``limit``, handshakes included.
+
+    At the limit a new connection makes room by closing the one that has waited longest
+    for a request head (a long poll or a body being read is never chosen). If every one is
+    busy, or ``limit // 4`` evicted ones are still closing (asyncio accepts a whole backlog
+    in one go), the new connection is closed at once, before TLS allocates anything for it.
+
+    A TLS handshake that fails (as an evicted one does) leaves asyncio's SSLProtocol, with
+    its 256 KiB buffer, in a traceback reference cycle that only a full garbage collection
+    frees; so one runs after every ``limit // 4`` closed connections, and a flood of
+    connections leaves bounded garbage too.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._slots: dict[int, _Slot] = {}
+        self._live = 0
+        self._closing = 0  # evicted, not closed yet
+        self._closed = 0
+        self._lock = threading.Lock()
+
+    def admit(self, sock: socket.socket) -> bool:
+        with self._lock:
+            if self._live >= self.limit:
+                idle = [s for s in self._slots.values() if not s.busy and not s.evicted]
+                if not idle or self._closing >= max(1, self.limit // 4):
+                    return False
+                victim = min(idle, key=lambda s: s.since)
+                victim.evicted = True
+                self._live -= 1
+                self._closing += 1
+                self._evict(victim)
+            self._slots[sock.fileno()] = _Slot(sock)
+            self._live += 1
+        return True
+
+    @staticmethod
+    def _evict(slot: _Slot) -> None:
+        if slot.close is not None:
+            slot.close()
+        else:  # still in the TLS handshake: end it; asyncio then closes the socket
+            with contextlib.suppress(OSError):
+                slot.sock.shutdown(socket.SHUT_RDWR)
+
+    def forget(self, sock: socket.socket) -> None:
+        with self._lock:
+            slot = self._slots.pop(sock.fileno(), None)
+            if slot is not None and slot.sock is sock:
+                if slot.evicted:
+                    self._closing -= 1
+                else:
+                    self._live -= 1
+            elif slot is not None:
+                self._slots[sock.fileno()] = slot  # not ours (fd reused): put it back
+                return
+            if slot is None:
+                return  # refused before TLS: nothing was allocated for it
+            self._closed += 1
+            collect = self._closed >= max(1, self.limit // 4)
+            if collect:
+                self._closed = 0
+        if collect:
+            # Soon, not now: the frames of the cycle are still running while this closes.
+            with contextlib.suppress(RuntimeError):
+                asyncio.get_running_loop().call_soon(gc.collect)
+
+    def slot(self, fd: int) -> _Slot | None:
+        with self._lock:
+            return self._slots.get(fd)
+
+    def mark(self, slot: _Slot, busy: bool) -> None:
+        with self._lock:
+            if slot.busy and not busy:
+                slot.since = time.monotonic()
+            slot.busy = busy
+
+    @property
+    def open(self) -> int:
+        with self._lock:
+            return self._live
+
+
+class _Accepted(socket.socket):
+    """An accepted connection that leaves ``_Connections`` when it is closed."""
+
+    connections: _Connections | None = None
+
+    def close(self) -> None:
+        if self.connections is not None and self.fileno() >= 0:
+            self.connections.forget(self)
+        super().close()
+
+
+class _Listener(socket.socket):
+    """The listening socket; asyncio calls its ``accept`` for every new connection."""
+
+    connections: _Connections | None = None
+
+    def accept(self) -> tuple[socket.socket, object]:
+        while True:  # BlockingIOError from _accept ends the loop when no one waits
+            fd, addr = self._accept()  # type: ignore[attr-defined]
+            conn = _Accepted(self.family, self.type, self.proto, fileno=fd)
+            if socket.getdefaulttimeout() is None and self.gettimeout():
+                conn.setblocking(True)
+            if self.connections is None:
+                return conn, addr
+            conn.connections = self.connections
+            if self.connections.admit(conn):
+                return conn, addr
+            conn.close()
+
+
+def _guarded_protocol(connections: _Connections) -> type:
+    """uvicorn's h11 protocol with a deadline for request heads and slot bookkeeping."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class GuardedH11(H11Protocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            self._head_timer: asyncio.TimerHandle | None = None
+            sock = transport.get_extra_info("socket")
+            self._slot = connections.slot(sock.fileno()) if sock is not None else None
+            if self._slot is not None:
+                # abort, not close: a TLS close waits up to 30 s for the client's close_notify
+                self._slot.close = transport.abort
+            super().connection_made(transport)
+            self._track(arm=True)
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            self._track(arm=True)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._track(arm=False)  # uvicorn's keep-alive timeout covers the idle time
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _track(self, *, arm: bool) -> None:
+            serving = self.cycle is not None and not self.cycle.response_complete
+            if self._slot is not None:
+                connections.mark(self._slot, serving)
+            if serving:
+                self._disarm()
+            elif arm and self._head_timer is None and not self.transport.is_closing():
+                self._head_timer = self.loop.call_later(HEAD_TIMEOUT_SECONDS, self._head_timeout)
+
+        def _disarm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timeout(self) -> None:
+            self._head_timer = None
+            if not self.transport.is_closing():
+                self.transport.abort()
+
+    return GuardedH11
+
+
 class LinkEndpoint:
     """uvicorn serving ``build_app`` over TLS on its own thread."""
 
@@ -146,10 +344,12 @@ class LinkEndpoint:
         self.exchange = exchange
         self.hub = OutboxHub()
         exchange.ws.outbox_listeners.append(self.hub.notify)
-        self.sock = _listen(host, port)
+        self.connections = _Connections(MAX_CONNECTIONS)
+        self.sock = _listen(host, port, self.connections)
         self.host, self.port = self.sock.getsockname()[:2]
         self.config = uvicorn.Config(
             build_app(exchange, self.hub),
+            http=_guarded_protocol(self.connections),
             ssl_certfile=str(certfile),
             ssl_keyfile=str(keyfile),
             ssl_version=ssl.PROTOCOL_TLS_SERVER,
@@ -204,15 +404,16 @@ class LinkEndpoint:
             pass
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """A listening TCP socket whose connections get TCP_NODELAY.
+def _listen(host: str, port: int, connections: _Connections | None = None) -> socket.socket:
+    """A listening TCP socket whose connections get TCP_NODELAY (and count in ``connections``).
 
     asyncio sets TCP_NODELAY only on sockets whose ``proto`` is IPPROTO_TCP, and
     ``socket.create_server`` makes them with proto 0: every response would then
     wait ~40 ms for the peer's delayed ACK (Nagle).
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock = _Listener(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.connections = connections
     try:
         if hasattr(socket, "SO_REUSEADDR") and not host.startswith("\\"):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
