@@ -20,6 +20,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -83,6 +84,23 @@ class OutboxHub:
         self._events.clear()
 
 
+class _AnyName(Convertor[str]):
+    """Any text, '' and '/' and newlines included ("a%2Fb", "a%0A", "//"): every POST to
+    .../sync_config/<name>/sync reaches the checks and is answered in the terms of
+    PROTOCOL.md section 4 (here 404 unknown_link), never with Starlette's plain-text 404."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("flowlink_any", _AnyName())
+
+
 def _error(failure: CheckFailure) -> Response:
     return Response(error_body(failure), status_code=failure.status, media_type="application/json")
 
@@ -127,7 +145,7 @@ def build_app(exchange: LinkExchange, hub: OutboxHub) -> Starlette:
 
     return Starlette(routes=[
         Route("/api/latest/health", health, methods=["GET"]),
-        Route("/api/latest/sync_config/{name}/sync", sync, methods=["POST"]),
+        Route("/api/latest/sync_config/{name:flowlink_any}/sync", sync, methods=["POST"]),
     ])
 
 
