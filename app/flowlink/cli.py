@@ -449,9 +449,14 @@ def _spawn_background_engine(args: argparse.Namespace) -> None:
     cmd = [sys.executable, "-m", "flowlink", "engine", "--data-dir", str(_data_dir(args))]
     if getattr(sys, "frozen", False):
         cmd = [sys.executable, "engine", "--data-dir", str(_data_dir(args))]
+    extra: dict[str, Any] = {}
+    if sys.platform == "win32":  # no console window flashing up for the background engine
+        extra["creationflags"] = subprocess.CREATE_NO_WINDOW  # type: ignore[attr-defined]
+    else:
+        extra["start_new_session"] = True
     subprocess.Popen(  # noqa: S603 - our own executable
         cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True, close_fds=True,
+        close_fds=True, **extra,
     )
 
 
