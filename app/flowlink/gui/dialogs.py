@@ -79,7 +79,7 @@ class FirstRunDialog(QDialog):
         self.name_edit = QLineEdit(suggested_workspace_name())
         self.name_edit.setPlaceholderText("e.g. my-laptop")
         self.name_edit.selectAll()
-        self.name_edit.textEdited.connect(lambda _text: self.error_label.clear_error())
+        self.name_edit.textEdited.connect(lambda _text: self._show_error(None))
         rule = QLabel(WORKSPACE_NAME_RULE[0].upper() + WORKSPACE_NAME_RULE[1:] + ".")
         rule.setWordWrap(True)
         rule.setEnabled(False)
@@ -93,10 +93,14 @@ class FirstRunDialog(QDialog):
         folder.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         folder.setWordWrap(True)
 
+        self.rule_label = rule
+        name_box = QVBoxLayout()
+        name_box.setSpacing(4)
+        name_box.addWidget(self.name_edit)
+        name_box.addWidget(rule)
+        name_box.addWidget(self.error_label)
         form = QFormLayout()
-        form.addRow("Workspace name:", self.name_edit)
-        form.addRow("", rule)
-        form.addRow("", self.error_label)
+        form.addRow("Workspace name:", name_box)
         form.addRow("Keep keys in:", self.store_combo)
         form.addRow("Data folder:", folder)
 
@@ -126,10 +130,10 @@ class FirstRunDialog(QDialog):
         try:
             check_workspace_name(name)
         except ValidationError as exc:
-            self.error_label.show_error(exc.message)
+            self._show_error(exc.message)
             self.name_edit.setFocus()
             return
-        self.error_label.clear_error()
+        self._show_error(None)
         self._set_busy(True)
         kind = self.store_combo.currentData()
         threading.Thread(target=self._create, args=(name, kind), name="flowlink-first-run", daemon=True).start()
@@ -156,7 +160,16 @@ class FirstRunDialog(QDialog):
             super().accept()
             return
         message = getattr(result, "message", None) or str(result) or type(result).__name__
-        self.error_label.show_error(message)
+        self._show_error(message)
+
+    def _show_error(self, message: str | None) -> None:
+        """The error replaces the naming rule (it repeats it when the name is the problem)."""
+        if message is None:
+            self.error_label.clear_error()
+            self.rule_label.show()
+        else:
+            self.rule_label.hide()
+            self.error_label.show_error(message)
 
     def _set_busy(self, busy: bool) -> None:
         self._busy = busy

@@ -21,7 +21,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from PySide6.QtCore import (
@@ -204,6 +204,29 @@ def format_time(ts: float | None) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def format_short_time(ts: float | None, today: date | None = None) -> str:
+    """The time alone today, the day and minute this year, the date before that."""
+    if ts is None:
+        return ""
+    moment = datetime.fromtimestamp(ts)
+    today = today or date.today()
+    if moment.date() == today:
+        return moment.strftime("%H:%M:%S")
+    if moment.year == today.year:
+        return moment.strftime("%b %d %H:%M")
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def summary_line(message: str) -> str:
+    """One line for the table: the exception line of a traceback, else the first line."""
+    text = message.strip()
+    if text.startswith("Traceback (most recent call last)"):
+        lines = [line for line in text.splitlines() if line.strip()]
+        if lines:
+            return lines[-1].strip()[:300]
+    return text.split("\n", 1)[0][:300]
+
+
 def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
@@ -343,6 +366,10 @@ class ExecutionsModel(QAbstractTableModel):
                 return row.message[:2000]
             if column == COL_STATUS:
                 return row.status
+            if column == COL_STARTED:
+                return format_time(row.started_at) or None
+            if column == COL_ENDED:
+                return format_time(row.ended_at) or None
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (COL_ID, COL_DURATION):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
@@ -359,15 +386,15 @@ class ExecutionsModel(QAbstractTableModel):
         if column == COL_WORKSPACE:
             return row.workspace or self.workspace.name
         if column == COL_STARTED:
-            return format_time(row.started_at)
+            return format_short_time(row.started_at)
         if column == COL_ENDED:
-            return format_time(row.ended_at)
+            return format_short_time(row.ended_at)
         if column == COL_DURATION:
             if row.started_at is None or row.ended_at is None:
                 return ""
             return format_duration(max(0.0, row.ended_at - row.started_at))
         if column == COL_MESSAGE:
-            return row.message.split("\n", 1)[0][:300]
+            return summary_line(row.message)
         return ""
 
     # -- lookups -----------------------------------------------------------------------

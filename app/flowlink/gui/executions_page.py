@@ -42,6 +42,7 @@ from flowlink.gui.executions_model import (
     ExecutionsModel,
     format_duration,
     format_time,
+    summary_line,
 )
 from flowlink.gui.feed import ChangeBatch
 from flowlink.gui.icons import status_icon, status_label
@@ -53,8 +54,8 @@ log = logging.getLogger(__name__)
 
 MAX_TREE_NODES = 1000
 MAX_LOG_LINES = 5000
-COLUMN_WIDTHS = {COL_ID: 70, COL_FLOW: 130, COL_NAME: 150, COL_STATUS: 105, COL_WORKSPACE: 110,
-                 COL_STARTED: 145, COL_ENDED: 145, COL_DURATION: 80}
+COLUMN_WIDTHS = {COL_ID: 64, COL_FLOW: 120, COL_NAME: 130, COL_STATUS: 100, COL_WORKSPACE: 100,
+                 COL_STARTED: 105, COL_ENDED: 105, COL_DURATION: 76}
 
 Canceller = Callable[[int], None]
 
@@ -132,7 +133,9 @@ class DetailsPane(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(header)
-        layout.addWidget(self.tabs)
+        layout.addWidget(self.tabs, 1)
+        layout.addStretch()
+        self.tabs.hide()
 
     @staticmethod
     def _text_view() -> QPlainTextEdit:
@@ -156,6 +159,7 @@ class DetailsPane(QWidget):
             self.children_tree.clear()
             self._tree_items.clear()
             self.cancel_button.setEnabled(False)
+            self.tabs.hide()
             return
         if execution_id == self.execution_id:
             self.refresh()
@@ -194,6 +198,7 @@ class DetailsPane(QWidget):
 
     def _show(self, ex: Execution) -> None:
         self.execution = ex
+        self.tabs.show()
         self.title.setText(f"<b>Execution {ex.id}</b> — {_html(ex.name)}")
         f = self.fields
         f["status"].setText(status_label(ex.status) + (" (cancel requested)" if ex.cancel_requested and not ex.terminal else ""))
@@ -260,7 +265,7 @@ class DetailsPane(QWidget):
             item.setText(2, status_label(child.status))
             item.setIcon(2, status_icon(child.status))
             item.setText(3, child.workspace or self.workspace.name)
-            item.setText(4, (child.message or "").split("\n", 1)[0][:200])
+            item.setText(4, summary_line(child.message or "")[:200])
         count = len(self._tree_items)
         self.tabs.setTabText(4, f"Children ({count})" if count else "Children")
 

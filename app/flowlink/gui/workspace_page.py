@@ -50,11 +50,13 @@ class InfoForm(QWidget):
         row = self.grid.rowCount()
         caption = QLabel(f"<b>{label}</b>")
         caption.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
+        caption.setContentsMargins(0, 4, 0, 0)
         value_label = QLabel(value)
         value_label.setWordWrap(True)
         value_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         value_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         value_label.setObjectName(f"value-{key}")
+        value_label.setContentsMargins(0, 4, 0, 0)
         if hint:
             value_label.setToolTip(hint)
         box = QHBoxLayout()
@@ -65,9 +67,10 @@ class InfoForm(QWidget):
             box.addWidget(button)
             self.buttons[key][text] = button
         box.addStretch(1)
-        self.grid.addWidget(caption, row, 0)
-        self.grid.addWidget(value_label, row, 1)
-        self.grid.addLayout(box, row, 2)
+        top = Qt.AlignmentFlag.AlignTop
+        self.grid.addWidget(caption, row, 0, top | Qt.AlignmentFlag.AlignRight)
+        self.grid.addWidget(value_label, row, 1, top)
+        self.grid.addLayout(box, row, 2, top)
         self.values[key] = value_label
         return value_label
 
@@ -151,7 +154,9 @@ class WorkspacePage(QWidget):
             cert = x509.load_pem_x509_certificate(pem.encode())
             digest = cert.fingerprint(hashes.SHA256()).hex(":").upper()
             until = cert.not_valid_after_utc.strftime("%Y-%m-%d")
-            return f"{cert.subject.rfc4514_string()}, valid until {until}\nSHA-256 {digest}"
+            half = len(digest) // 2 + 1
+            return (f"{cert.subject.rfc4514_string()}\nvalid until {until}\n"
+                    f"SHA-256 {digest[:half]}\n        {digest[half:]}")
         except Exception:  # noqa: BLE001
             log.debug("could not read the CA certificate", exc_info=True)
             return "Present (could not be read for display)."
