@@ -16,7 +16,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 from guihelpers import MILLION  # noqa: E402
 
-import flowlink.gui  # noqa: E402, F401 - installs the None refcount guard before Qt is used
+import flowlink.gui  # noqa: E402, F401 - guards None/True refcounts (PySide6 6.12.0 on 3.11) before Qt is used
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,47 +1,55 @@
 """The desktop app (PySide6). Nothing outside this package imports Qt.
 
-PySide6-Essentials 6.12.0 on CPython 3.11 drops a reference to ``None`` each time a
-wrapped C++ method returns nothing (``QLabel.setText``, ``beginInsertRows``,
-``QSyntaxHighlighter.setFormat``, ...) or returns an empty QVariant as None. Python
-3.12 made None immortal, so it does not matter there; on 3.11 None starts with a few
-thousand references and the process aborts with "none_dealloc: deallocating None"
-within seconds of use. ``guard_none_refcount`` detects that and gives None the
-effectively unbounded reference count that 3.12 gives it. It does nothing on a
-PySide6 without the fault or on Python 3.12+.
+PySide6-Essentials 6.12.0 on CPython 3.11 drops references to the singletons that
+Python 3.12 made immortal: to ``None`` each time a wrapped C++ method returns nothing
+(``QLabel.setText``, ``beginInsertRows``, ``QSyntaxHighlighter.setFormat``, ...), and
+to ``True`` each time a signal calls a Python slot. On 3.12+ that is harmless; on 3.11
+these objects start with a few thousand references and the process aborts with
+"none_dealloc" or "bool_dealloc" within seconds of use. ``guard_singleton_refcounts``
+detects the fault and gives the singletons the effectively unbounded reference count
+that 3.12 gives them. It does nothing on a PySide6 without the fault or on 3.12+.
 """
 
 from __future__ import annotations
 
 import sys
 
-NONE_GUARD = 1 << 48
-none_guard_applied = False
+GUARD = 1 << 48
+SINGLETONS = (None, True, False, Ellipsis, NotImplemented)
+guard_applied = False
 
 
-def _pyside_drops_none() -> bool:
-    from PySide6.QtCore import QObject
+def _pyside_drops_singletons() -> bool:
+    from PySide6.QtCore import QObject, Signal
 
-    probe = QObject()
-    before = sys.getrefcount(None)
+    class _Probe(QObject):
+        fired = Signal()
+
+    probe = _Probe()
+    probe.fired.connect(lambda: None)
+    before = (sys.getrefcount(None), sys.getrefcount(True))
     for _ in range(64):
         probe.setObjectName("probe")
-    return before - sys.getrefcount(None) >= 32
+        probe.fired.emit()
+    after = (sys.getrefcount(None), sys.getrefcount(True))
+    return any(b - a >= 32 for b, a in zip(before, after, strict=True))
 
 
-def guard_none_refcount() -> bool:
+def guard_singleton_refcounts() -> bool:
     """True when the guard is (now) in place."""
-    global none_guard_applied
-    if none_guard_applied:
+    global guard_applied
+    if guard_applied:
         return True
     if sys.implementation.name != "cpython" or sys.version_info >= (3, 12):
         return False
-    if not _pyside_drops_none():
+    if not _pyside_drops_singletons():
         return False
     import ctypes
 
-    ctypes.c_ssize_t.from_address(id(None)).value += NONE_GUARD
-    none_guard_applied = True
+    for singleton in SINGLETONS:
+        ctypes.c_ssize_t.from_address(id(singleton)).value += GUARD
+    guard_applied = True
     return True
 
 
-guard_none_refcount()
+guard_singleton_refcounts()

@@ -191,8 +191,8 @@ def run_app(data_dir: Path, acting_user: str | None = None) -> int:
     previous_qt_handler = qInstallMessageHandler(_qt_message)
     log.info("Flowlink starting on %s (pid %d, Qt platform %s)", data_dir, os.getpid(),
              QGuiApplication.platformName())
-    if flowlink.gui.none_guard_applied:
-        log.warning("this PySide6 drops references to None on Python %d.%d; None was made immortal "
+    if flowlink.gui.guard_applied:
+        log.warning("this PySide6 drops references to None and True on Python %d.%d; they were made immortal "
                     "to keep the app alive (use another PySide6 version or Python 3.12+)",
                     *sys.version_info[:2])
     try:
