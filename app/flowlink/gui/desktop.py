@@ -9,6 +9,7 @@ seen through the StoreWatcher. A viewer takes over when the owner goes away.
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -90,6 +91,9 @@ class DesktopApp(QObject):
             self.tray.show()
             self.window.tray = self.tray
         self._show_ownership()
+        # What start-up built lives as long as the window: keep the cyclic collector from
+        # walking it again and again (its full passes were the longest GUI-thread stalls).
+        gc.freeze()
         return self.window
 
     def _try_takeover(self) -> None:

@@ -15,12 +15,11 @@ inserts prepend newer ones), which makes finding a row a binary search.
 
 from __future__ import annotations
 
-import bisect
 import logging
 import queue
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -48,6 +47,7 @@ COLUMNS = ("ID", "Flow", "Name", "Status", "Workspace", "Started", "Ended", "Dur
  COL_MESSAGE) = range(len(COLUMNS))
 
 PAGE_SIZE = 200
+TOP_FIRST = 20
 TOP_PAGE = 500
 # More new rows than this between two updates (a bulk import) reloads instead of inserting.
 MAX_LIVE_INSERT = 10_000
@@ -118,6 +118,9 @@ class TopRequest:
 class RefreshRequest:
     generation: int
     ids: frozenset[int]
+    # The rows as the model has them: the loader returns only those that differ, so the
+    # GUI thread handles what changed rather than every row it asked about.
+    known: dict[int, ExecutionRow] = field(default_factory=dict)
 
 
 @dataclass
@@ -136,25 +139,62 @@ def run_request(workspace: Workspace, request: Any) -> LoadResult:
         rows = [ExecutionRow.from_execution(ex) for ex in found]
         return LoadResult(request, rows, exhausted=len(rows) < request.limit)
     if isinstance(request, TopRequest):
+        # Usually nothing or a few rows are new: look at a few first, then widen.
         rows: list[ExecutionRow] = []
         before: int | None = None
+        limit = TOP_FIRST
         while True:
-            found = workspace.list_executions(**request.filter.kwargs(), limit=TOP_PAGE, before_id=before)
+            found = workspace.list_executions(**request.filter.kwargs(), limit=limit, before_id=before)
             newer = [ExecutionRow.from_execution(ex) for ex in found if ex.id > request.after_id]
             rows.extend(newer)
             if len(rows) > MAX_LIVE_INSERT:
                 return LoadResult(request, [], exhausted=True)
-            if len(newer) < len(found) or len(found) < TOP_PAGE:
+            if len(newer) < len(found) or len(found) < limit:
                 return LoadResult(request, rows)
             before = found[-1].id
+            limit = TOP_PAGE
     if isinstance(request, RefreshRequest):
-        rows = []
-        for execution_id in sorted(request.ids, reverse=True):
-            ex = workspace.find_execution(execution_id)
-            if ex is not None:
-                rows.append(ExecutionRow.from_execution(ex))
-        return LoadResult(request, rows)
+        # Versions first (cheap), whole rows only for what moved on.
+        moved = [i for i, version, status in versions_by_id(workspace, request.ids)
+                 if (known := request.known.get(i)) is None or (known.version, known.status) != (version, status)]
+        fresh = rows_by_id(workspace, moved)
+        return LoadResult(request, [r for r in fresh if request.known.get(r.id) != r])
     raise TypeError(f"unknown request {request!r}")
+
+
+ROW_COLUMNS = "id, flow, name, status, workspace, created_at, started_at, ended_at, message, version, parent_id"
+
+
+def rows_by_id(workspace: Workspace, ids: Iterable[int], chunk: int = 500) -> list[ExecutionRow]:
+    """The table's columns of many executions in a few queries.
+
+    Workspace has no batch read (find_execution is one query, and decodes inputs and
+    outputs the table never shows), so this reads the same table, columns only.
+    """
+    wanted = sorted(set(ids), reverse=True)
+    rows: list[ExecutionRow] = []
+    conn = workspace.store.conn
+    for start in range(0, len(wanted), chunk):
+        part = wanted[start:start + chunk]
+        marks = ",".join("?" * len(part))
+        for r in conn.execute(
+                f"SELECT {ROW_COLUMNS} FROM executions WHERE id IN ({marks}) ORDER BY id DESC",  # noqa: S608
+                part):
+            rows.append(ExecutionRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], (r[8] or "")[:4000],
+                                     r[9], r[10]))
+    return rows
+
+
+def versions_by_id(workspace: Workspace, ids: Iterable[int], chunk: int = 900) -> list[tuple[int, int, str]]:
+    wanted = sorted(set(ids))
+    found: list[tuple[int, int, str]] = []
+    conn = workspace.store.conn
+    for start in range(0, len(wanted), chunk):
+        part = wanted[start:start + chunk]
+        marks = ",".join("?" * len(part))
+        found.extend(conn.execute(
+            f"SELECT id, version, status FROM executions WHERE id IN ({marks})", part).fetchall())  # noqa: S608
+    return [(r[0], r[1], r[2]) for r in found]
 
 
 class ExecutionLoader:
@@ -257,6 +297,10 @@ class ExecutionsModel(QAbstractTableModel):
         self.workspace = workspace
         self.page_size = page_size
         self._rows: list[ExecutionRow] = []
+        # id -> position; row = position - _first_position (prepending lowers _first_position),
+        # so finding a row stays O(1) however rows arrive.
+        self._positions: dict[int, int] = {}
+        self._first_position = 0
         self._filter = ExecutionFilter()
         self._generation = 0
         self._exhausted = False
@@ -306,6 +350,8 @@ class ExecutionsModel(QAbstractTableModel):
         """Start again from the newest row (the only place the model resets)."""
         self.beginResetModel()
         self._rows = []
+        self._positions = {}
+        self._first_position = 0
         self._generation += 1
         self._exhausted = False
         self._first_page_applied = False
@@ -400,11 +446,9 @@ class ExecutionsModel(QAbstractTableModel):
     # -- lookups -----------------------------------------------------------------------
 
     def row_of(self, execution_id: int) -> int | None:
-        """Row of a loaded execution, by binary search (rows are sorted by id, descending)."""
-        position = bisect.bisect_left(self._rows, -execution_id, key=lambda r: -r.id)
-        if position < len(self._rows) and self._rows[position].id == execution_id:
-            return position
-        return None
+        """Row of a loaded execution, or None."""
+        position = self._positions.get(execution_id)
+        return None if position is None else position - self._first_position
 
     def execution_id(self, row: int) -> int | None:
         return self._rows[row].id if 0 <= row < len(self._rows) else None
@@ -462,7 +506,12 @@ class ExecutionsModel(QAbstractTableModel):
             self._refresh_pending |= ids
             return
         self._refresh_in_flight = True
-        self._submit(RefreshRequest(self._generation, frozenset(ids)))
+        known = {}
+        for execution_id in ids:
+            row = self.row_of(execution_id)
+            if row is not None:
+                known[execution_id] = self._rows[row]
+        self._submit(RefreshRequest(self._generation, frozenset(ids), known))
 
     def _submit(self, request: Any) -> None:
         if self._loader is not None:
@@ -498,6 +547,8 @@ class ExecutionsModel(QAbstractTableModel):
         if rows:
             first = len(self._rows)
             self.beginInsertRows(QModelIndex(), first, first + len(rows) - 1)
+            base = self._first_position + first
+            self._positions.update((r.id, base + i) for i, r in enumerate(rows))
             self._rows.extend(rows)
             self.endInsertRows()
         self._exhausted = result.exhausted
@@ -526,6 +577,8 @@ class ExecutionsModel(QAbstractTableModel):
             rows = [r for r in result.rows if r.id > top]
             if rows:
                 self.beginInsertRows(QModelIndex(), 0, len(rows) - 1)
+                self._first_position -= len(rows)
+                self._positions.update((r.id, self._first_position + i) for i, r in enumerate(rows))
                 self._rows[0:0] = rows
                 self.endInsertRows()
                 self.rows_inserted_at_top.emit([r.id for r in rows])
