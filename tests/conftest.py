@@ -12,6 +12,10 @@ import pytest
 
 STRICT = os.environ.get("FLOWLINK_STRICT") == "1"
 
+# Any test folder may use Qt (the adversarial form tests do): offscreen unless a display is set.
+if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
 
 def require_real(available: bool, what: str) -> None:
     """Skip (locally) or fail (under FLOWLINK_STRICT=1) when a real component is missing."""

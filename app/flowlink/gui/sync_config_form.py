@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QMimeData, Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -56,6 +56,8 @@ HELP = {
                    "separated by commas. * allows all.",
 }
 
+MAX_PASTE_CHARS = 64 * 1024  # far more than any key or certificate; Qt lays out a 1 MB line for minutes
+
 _PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
 
 
@@ -67,6 +69,19 @@ def normalize_pem(text: str) -> str:
     label, body = match.group(1), re.sub(r"\s+", "", match.group(2))
     lines = [body[i:i + 64] for i in range(0, len(body), 64)]
     return "\n".join([f"-----BEGIN {label}-----", *lines, f"-----END {label}-----"]) + "\n"
+
+
+class BoundedPlainTextEdit(QPlainTextEdit):
+    """A text field that refuses a paste or drop too large to be what it asks for."""
+
+    refused = Signal(str)
+
+    def insertFromMimeData(self, source: QMimeData) -> None:  # noqa: N802 - Qt's name
+        if source.hasText() and len(source.text()) + len(self.toPlainText()) > MAX_PASTE_CHARS:
+            self.refused.emit(f"That text is larger than {MAX_PASTE_CHARS // 1024} KiB; it is not one "
+                              "certificate. Paste only the certificate (-----BEGIN CERTIFICATE----- …).")
+            return
+        super().insertFromMimeData(source)
 
 
 class KeyField(QWidget):
@@ -219,7 +234,7 @@ class SyncConfigForm(QWidget):
         self.remote_url = QLineEdit()
         self.remote_url.setObjectName("remote_url_input")
         self.remote_url.setPlaceholderText(f"https://host:8443/api/latest/sync_config/{workspace.name}/sync")
-        self.ca_cert = QPlainTextEdit()
+        self.ca_cert = BoundedPlainTextEdit()
         self.ca_cert.setObjectName("ca_cert_input")
         self.ca_cert.setFont(monospace_font())
         self.ca_cert.setPlaceholderText("-----BEGIN CERTIFICATE----- …")
@@ -299,6 +314,7 @@ class SyncConfigForm(QWidget):
         layout.addLayout(form)
         layout.addLayout(buttons)
 
+        self.ca_cert.refused.connect(self.errors["ca_cert"].show_error)
         self._store_name = "the OS keyring" if workspace.secret_store_kind == "keyring" else "the file store"
         self._apply_role()
         self._ask_store_name()
@@ -471,7 +487,11 @@ class SyncConfigForm(QWidget):
                                               "Certificates (*.pem *.crt *.cer);;All files (*)")
         if path:
             try:
-                self.ca_cert.setPlainText(Path(path).read_bytes()[: 1024 * 1024].decode("utf-8", "replace"))
+                data = Path(path).read_bytes()[: MAX_PASTE_CHARS + 1]
+                if len(data) > MAX_PASTE_CHARS:
+                    self.errors["ca_cert"].show_error(f"{path} is larger than 64 KiB; it is not one certificate.")
+                    return
+                self.ca_cert.setPlainText(data.decode("utf-8", "replace"))
             except OSError as exc:
                 self.errors["ca_cert"].show_error(f"Cannot read {path}: {exc.strerror}.")
 
