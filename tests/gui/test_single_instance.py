@@ -71,6 +71,7 @@ def test_run_app_returns_at_once_when_the_window_is_open(workspace, qtbot):
         first.close()
 
 
+@pytest.mark.xdist_group("tray")  # tray icons of one display share the tray: one at a time
 def test_real_second_launch_raises_the_running_app(workspace, qtbot, tmp_path):
     """The whole app in another process; this process is the second launch."""
     data_dir = workspace.data_dir

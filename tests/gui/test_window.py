@@ -51,6 +51,7 @@ def test_closing_without_a_tray_asks_and_quits(desktop, qtbot, monkeypatch):
     assert quits == [True] and not window.isVisible()
 
 
+@pytest.mark.xdist_group("tray")  # tray icons of one display share the tray: one at a time
 def test_closing_with_a_tray_hides_to_it(workspace, engine, qtbot, monkeypatch):
     monkeypatch.setattr(QSystemTrayIcon, "isSystemTrayAvailable", staticmethod(lambda: True))
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: pytest.fail("must not ask"))
@@ -58,11 +59,16 @@ def test_closing_with_a_tray_hides_to_it(workspace, engine, qtbot, monkeypatch):
     window = app.start()
     try:
         assert app.tray is not None and app.tray.isVisible()
+        told: list[str] = []
+        # A real balloon (under Xvfb + trayer) would linger over the tray for other tests.
+        monkeypatch.setattr(app.tray, "supportsMessages", lambda: True)
+        monkeypatch.setattr(app.tray, "showMessage", lambda title, *a: told.append(title))
         window.show()
         quits: list[bool] = []
         app.quit_requested.connect(lambda: quits.append(True))
         window.close()
         assert not window.isVisible() and quits == []
+        assert told == ["Flowlink keeps running"]
         app.tray.show_action.trigger()
         assert window.isVisible()
         app.tray.quit_action.trigger()  # nothing runs, so no question either
