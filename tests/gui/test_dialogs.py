@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
 import sys
 
+import pytest
 import shiboken6
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QDesktopServices
@@ -105,3 +108,39 @@ def test_excepthook_logs_to_the_rotating_file_and_shows_the_dialog(tmp_path, qtb
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
+
+
+FIRST_RUN_THEN_LEAVE = """
+import os, signal, sys
+from pathlib import Path
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+from flowlink.gui.app import ensure_application, run_app
+
+app = ensure_application()
+
+def leave():
+    dialog = QApplication.activeModalWidget()
+    if dialog is None:
+        QTimer.singleShot(20, leave)
+    elif sys.argv[2] == "cancel":
+        dialog.reject()
+    else:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+QTimer.singleShot(20, leave)
+print("exit code", run_app(Path(sys.argv[1]), None))
+"""
+
+
+@pytest.mark.parametrize("how", ["cancel", "sigterm"])
+def test_leaving_the_first_run_dialog_exits_cleanly(tmp_path, how):
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"))
+    if not env.get("DISPLAY"):
+        env["QT_QPA_PLATFORM"] = "offscreen"
+    result = subprocess.run([sys.executable, "-c", FIRST_RUN_THEN_LEAVE, str(tmp_path / "ws"), how],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "exit code 0"
+    assert "deleted directly" not in result.stderr
+    assert not Workspace.exists(tmp_path / "ws")

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
+import shiboken6
 from PySide6.QtCore import QSocketNotifier, Qt, qInstallMessageHandler
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
@@ -162,6 +163,8 @@ def open_or_create(data_dir: Path, acting_user: str | None,
         if instance is not None:
             instance.raise_requested.disconnect(dialog.raise_)
             instance.raise_requested.disconnect(dialog.activateWindow)
+        # Deleted now: left to interpreter exit, PySide's clean-up crashes on it.
+        shiboken6.delete(dialog)
         if not accepted or workspace is None:
             return None, EXIT_OK
         log.info("created workspace %s in %s", workspace.name, data_dir)
@@ -196,19 +199,29 @@ def run_app(data_dir: Path, acting_user: str | None = None) -> int:
                     "to keep the app alive (use another PySide6 version or Python 3.12+)",
                     *sys.version_info[:2])
     try:
-        with excepthook(ExceptionReporter(log_dir)):
+        running: list[DesktopApp] = []
+
+        def quit_app() -> None:
+            if running:
+                running[0].request_quit_now()
+                return
+            dialog = QApplication.activeModalWidget()  # the first-run dialog
+            if isinstance(dialog, QDialog):
+                dialog.reject()
+
+        with excepthook(ExceptionReporter(log_dir)), quit_on_signals(quit_app):
             instance.listen()
             workspace, code = open_or_create(data_dir, acting_user, instance)
             if workspace is None:
                 return code
             desktop = DesktopApp(workspace)
+            running.append(desktop)
             try:
                 instance.raise_requested.connect(desktop.show_window)
                 desktop.quit_requested.connect(app.quit)
                 desktop.start()
                 desktop.show_window()
-                with quit_on_signals(desktop.request_quit_now):
-                    code = app.exec()
+                code = app.exec()
             finally:
                 desktop.shutdown()
                 workspace.close()
