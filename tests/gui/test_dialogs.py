@@ -119,12 +119,22 @@ from flowlink.gui.app import ensure_application, run_app
 
 app = ensure_application()
 
+def window_shown():
+    return any(w.isVisible() and w.windowTitle().startswith("Flowlink") for w in app.topLevelWidgets())
+
 def leave():
     dialog = QApplication.activeModalWidget()
-    if dialog is None:
+    if sys.argv[2] == "create" and window_shown():
+        os.kill(os.getpid(), signal.SIGTERM)
+    elif dialog is None:
         QTimer.singleShot(20, leave)
     elif sys.argv[2] == "cancel":
         dialog.reject()
+    elif sys.argv[2] == "create":
+        if not dialog.busy:
+            dialog.name_edit.setText("made-here")
+            dialog.accept()
+        QTimer.singleShot(20, leave)
     else:
         os.kill(os.getpid(), signal.SIGTERM)
 
@@ -133,8 +143,9 @@ print("exit code", run_app(Path(sys.argv[1]), None))
 """
 
 
-@pytest.mark.parametrize("how", ["cancel", "sigterm"])
+@pytest.mark.parametrize("how", ["cancel", "sigterm", "create"])
 def test_leaving_the_first_run_dialog_exits_cleanly(tmp_path, how):
+    """Cancel or SIGTERM: nothing created, exit 0; create: the window opens, SIGTERM quits it."""
     env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"))
     if not env.get("DISPLAY"):
         env["QT_QPA_PLATFORM"] = "offscreen"
@@ -143,4 +154,10 @@ def test_leaving_the_first_run_dialog_exits_cleanly(tmp_path, how):
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "exit code 0"
     assert "deleted directly" not in result.stderr
-    assert not Workspace.exists(tmp_path / "ws")
+    if how == "create":
+        ws = Workspace.open(tmp_path / "ws")
+        assert ws.name == "made-here"
+        ws.close()
+        assert "Flowlink stopped (exit code 0)" in (tmp_path / "ws" / "logs" / "flowlink.log").read_text()
+    else:
+        assert not Workspace.exists(tmp_path / "ws")
