@@ -29,6 +29,8 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(PY) bench/local_flows.py
+	$(PY) bench/link_roundtrip.py
+	tools/with-desktop $(PY) bench/gui.py
 
 soak: $(STAMP)
 	FLOWLINK_SOAK=1 tools/with-desktop $(PY) -m pytest -q -p no:cacheprovider tests/adversarial $(PYTEST_ARGS)
@@ -55,3 +57,7 @@ package-test: $(DEB)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+
+# Regenerate the README's screenshots (docs/screenshots/) under Xvfb.
+screenshots: $(STAMP)
+	FLOWLINK_UPDATE_SCREENSHOTS=1 tools/with-desktop $(PY) -m pytest -q -p no:xdist tests/gui/test_screenshots.py

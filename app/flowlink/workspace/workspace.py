@@ -691,7 +691,8 @@ class Workspace:
             if ex is None:
                 raise NotFoundError(f"There is no execution {execution_id}; 'flowlink executions' lists them.")
             tx.execute(
-                "UPDATE executions SET cancel_requested = 1 WHERE id = ? AND status NOT IN (?, ?, ?)",
+                "UPDATE executions SET cancel_requested = 1, version = version + 1 "
+                "WHERE id = ? AND status NOT IN (?, ?, ?)",
                 (execution_id, *TERMINAL),
             )
 
