@@ -17,6 +17,7 @@ import os
 import queue
 import signal
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -36,7 +37,7 @@ from flowlink.workspace.records import (
     TERMINAL,
     WAITING,
 )
-from flowlink.workspace.store import now
+from flowlink.workspace.store import describe_error, now
 from flowlink.workspace.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ class Running:
     waiting: WaitRequest | None = None
     ended: bool = False
     logs: list[tuple[float, str, str]] = field(default_factory=list)
+    unhandled: list[bytes] = field(default_factory=list)  # kept while the database refuses writes
 
 
 class Spawner:
@@ -286,9 +288,21 @@ class Engine:
 
     def _loop(self) -> None:
         self._started.set()
+        failing = 0
         try:
             while not self._stopping:
-                self._tick()
+                try:
+                    self._tick()
+                    failing = 0
+                except sqlite3.Error as exc:
+                    # The database refuses writes for now (read-only, disk full): what the
+                    # workers said stays unhandled, and is handled once it can be written.
+                    failing += 1
+                    if failing == 1 or failing % 30 == 0:
+                        log.warning("engine: %s", describe_error(exc, self.workspace.store.path))
+                    deadline = time.monotonic() + min(2.0, 0.05 * 2 ** min(failing, 6))
+                    while not self._stopping and time.monotonic() < deadline:
+                        time.sleep(0.05)
         except BaseException as exc:  # noqa: BLE001 - reported through wait_ended
             log.exception("engine loop failed")
             self._fatal = exc
@@ -296,6 +310,9 @@ class Engine:
             self._shutdown()
 
     def _tick(self) -> None:
+        for run in list(self._running.values()):
+            if run.unhandled:
+                self._drain(run)
         self._poll_external()
         self._schedule()
         waitables: list[Any] = [self._wake_r]
@@ -390,16 +407,21 @@ class Engine:
             self._end(execution_id, ENDED_ERROR, f"the flow '{flow}' no longer exists")
             return
         started = now()
-        with self.workspace.store.transaction() as tx:
-            cur = tx.execute(
-                "UPDATE executions SET status = ?, started_at = ?, version = version + 1 "
-                "WHERE id = ? AND status = ?",
-                (RUNNING, started, execution_id, PENDING),
-            )
-            if cur.rowcount == 0:
-                worker.conn.close()
-                return
-            self.workspace.changed(tx, [execution_id])
+        try:
+            with self.workspace.store.transaction() as tx:
+                cur = tx.execute(
+                    "UPDATE executions SET status = ?, started_at = ?, version = version + 1 "
+                    "WHERE id = ? AND status = ?",
+                    (RUNNING, started, execution_id, PENDING),
+                )
+                if cur.rowcount == 0:
+                    worker.conn.close()
+                    return
+                self.workspace.changed(tx, [execution_id])
+        except sqlite3.Error:
+            worker.conn.close()
+            self._dirty = True  # schedule it again once the database takes writes
+            raise
         self.workspace.notify_outbox()
         run = Running(
             execution_id=execution_id,
@@ -425,12 +447,17 @@ class Engine:
     def _drain(self, run: Running) -> None:
         conn = run.worker.conn
         try:
+            while run.unhandled:
+                self._handle(run, run.unhandled[0])
+                run.unhandled.pop(0)
             while not conn.closed and conn.poll():
-                raw = conn.recv_bytes()
-                self._handle(run, raw)
+                run.unhandled.append(conn.recv_bytes())
+                self._handle(run, run.unhandled[0])
+                run.unhandled.pop(0)
         except (EOFError, OSError):
             pass
         except ValueError:  # malformed JSON: the flow wrote garbage into our pipe
+            run.unhandled.clear()
             self._end(run.execution_id, ENDED_ERROR, "the worker sent a malformed message")
             run.worker.kill()
 
@@ -588,14 +615,22 @@ class Engine:
         self._changed.add(execution_id)
 
     def _set_status(self, execution_id: int, status: str) -> None:
-        """Move a live execution between non-terminal states; ended ones stay ended."""
-        with self.workspace.store.transaction() as tx:
-            tx.execute(
-                "UPDATE executions SET status = ?, version = version + 1 "
-                "WHERE id = ? AND status NOT IN (?, ?, ?)",
-                (status, execution_id, *TERMINAL),
-            )
-            self.workspace.changed(tx, [execution_id])
+        """Move a live execution between non-terminal states; ended ones stay ended.
+
+        Only shown, never waited on: when the database refuses the write, the execution
+        goes on (a wait must not hang, nor be answered twice, for want of a status)."""
+        try:
+            with self.workspace.store.transaction() as tx:
+                tx.execute(
+                    "UPDATE executions SET status = ?, version = version + 1 "
+                    "WHERE id = ? AND status NOT IN (?, ?, ?)",
+                    (status, execution_id, *TERMINAL),
+                )
+                self.workspace.changed(tx, [execution_id])
+        except sqlite3.Error as exc:
+            log.warning("engine: execution %s stays shown as it was: %s", execution_id,
+                        describe_error(exc, self.workspace.store.path))
+            return
         self.workspace.notify_outbox()
         self._changed.add(execution_id)
 

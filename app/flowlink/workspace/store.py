@@ -265,3 +265,19 @@ def _split_sql(script: str) -> list[str]:
 
 def now() -> float:
     return time.time()
+
+
+def describe_error(exc: sqlite3.Error, path: Path | None = None) -> str:
+    """One sentence for a database failure that may pass (read-only, disk full, I/O),
+    naming the file when ``path`` is given (not in what goes to a linked workspace)."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc)
+    database = "the workspace database" + (f" {path}" if path is not None else "")
+    if name.startswith("SQLITE_READONLY") or "readonly" in text or "read-only" in text:
+        return (f"The workspace database{f' {path}' if path is not None else ''} cannot be "
+                f"written ({text}): make its file, folder and disk writable again. Nothing was "
+                "lost; Flowlink retries.")
+    if name.startswith("SQLITE_FULL") or "disk is full" in text:
+        return (f"The disk holding {database} is full ({text}): free some space. Nothing was "
+                "lost; Flowlink retries.")
+    return f"The workspace database{f' {path}' if path is not None else ''} failed ({text}). Nothing was lost; Flowlink retries."
