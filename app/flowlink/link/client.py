@@ -156,7 +156,7 @@ class LinkClient:
         }
         message = hints.get(code) or (
             f"'{name}' answered HTTP {status}{' (' + code + ')' if code else ''}"
-            f"{': ' + detail if detail else ''}."
+            f"{': ' + detail.rstrip('.') if detail else ''}."
         )
         return LinkError(message, code=code or f"http_{status}", status=status)
 

@@ -12,6 +12,7 @@ import contextlib
 import gc
 import logging
 import socket
+import sqlite3
 import ssl
 import threading
 import time
@@ -30,6 +31,7 @@ from flowlink.link.checks import TOO_LARGE, CheckFailure, check_size, error_body
 from flowlink.link.exchange import LinkExchange
 from flowlink.link.signing import HEADER_NAME
 from flowlink.link.strict_json import MAX_BODY_BYTES
+from flowlink.workspace.store import describe_error
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +143,9 @@ def build_app(exchange: LinkExchange, hub: OutboxHub) -> Starlette:
         except FlowlinkError as exc:  # e.g. the keyring is locked: say so, keep serving
             log.warning("link %s: %s", name, exc)
             return JSONResponse({"error": "unavailable", "detail": str(exc)}, status_code=503)
+        except sqlite3.Error as exc:  # read-only, disk full: nothing was applied; say so
+            log.warning("link %s: %s", name, describe_error(exc, exchange.ws.store.path))
+            return JSONResponse({"error": "unavailable", "detail": describe_error(exc)}, status_code=503)
         return Response(payload, media_type="application/json", headers={HEADER_NAME: reply_signature})
 
     return Starlette(routes=[
@@ -329,6 +334,14 @@ def _guarded_protocol(connections: _Connections) -> type:
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
             super().connection_lost(exc)
+
+        def shutdown(self) -> None:
+            if self.cycle is None or self.cycle.response_complete:
+                # Idle: a TLS close would wait for the client's close_notify, which an idle
+                # keep-alive client never sends, and hold the stop for the whole grace time.
+                self.transport.abort()
+            else:
+                super().shutdown()
 
         def _track(self, *, arm: bool) -> None:
             serving = self.cycle is not None and not self.cycle.response_complete

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from typing import Any
 from flowlink.engine.engine import RemoteRunner
 from flowlink.link.exchange import LinkExchange
 from flowlink.workspace.links import SyncConfig
-from flowlink.workspace.store import now
+from flowlink.workspace.store import describe_error, now
 from flowlink.workspace.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -121,8 +122,15 @@ class LinkSyncer:
         except Exception as exc:  # noqa: BLE001 - every failure is reported and retried
             from flowlink.errors import FlowlinkError
 
-            sentence = str(exc) if isinstance(exc, FlowlinkError) else f"unexpected error: {type(exc).__name__}"
-            if not isinstance(exc, FlowlinkError):
+            if self.stopping.is_set():
+                raise _Failed from None  # stop() closed the client under it: not a link error
+            if isinstance(exc, FlowlinkError):
+                sentence = str(exc)
+            elif isinstance(exc, sqlite3.Error):  # read-only, disk full: say so, retry
+                sentence = describe_error(exc, manager.ws.store.path)
+                log.warning("link %s: %s", self.config.name, sentence)
+            else:
+                sentence = f"unexpected error: {type(exc).__name__}"
                 log.exception("link %s: exchange failed", self.config.name)
             manager._report(self.config.name, error=sentence)
             raise _Failed from None
@@ -139,21 +147,33 @@ class LinkSyncer:
                     backoff.reset()
                 except _Failed:
                     self.stopping.wait(backoff.failed())
+                except Exception:  # noqa: BLE001 - a sync loop never dies: log, back off, retry
+                    log.exception("link %s: sync loop failed", self.config.name)
+                    self.queued.set()
+                    self.stopping.wait(backoff.failed())
         finally:
             client.close()
 
     def _pusher(self) -> None:
+        # After a failure the next round exchanges even with nothing queued: the other
+        # side's path may have carried everything meanwhile, and the status of this path
+        # must not stay "fails" until the next long poll returns.
+        retry = [False]
+
         def body(client: Any, backoff: Backoff) -> None:
             self.queued.wait()
             if self.stopping.is_set():
                 return
             self.queued.clear()
             try:
-                while self.manager.exchange.has_pending(self.config.name) and not self.stopping.is_set():
+                while ((retry[0] or self.manager.exchange.has_pending(self.config.name))
+                       and not self.stopping.is_set()):
                     result = self._exchange(client, wait=0, send=True)
+                    retry[0] = False
                     if result is None or result.sent == 0:
                         break
             except _Failed:
+                retry[0] = True
                 self.queued.set()  # what is queued stays queued: try again after the backoff
                 raise
 
@@ -194,6 +214,7 @@ class LinkManager:
         self.paused = threading.Event()
         self.listeners: list[Callable[[dict[str, LinkStatus]], None]] = []
         self._status: dict[str, LinkStatus] = {}
+        self._unsaved: dict[str, str] = {}  # errors the store could not record
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._watch = threading.Thread(target=self._watch_configs, name="flowlink-links", daemon=True)
@@ -293,13 +314,20 @@ class LinkManager:
 
     def _report(self, name: str, *, busy: bool = False, success: bool = False,
                 error: str | None = None) -> None:
-        with self.ws.store.transaction() as tx:
-            if success:
-                tx.execute("UPDATE link_state SET last_success = ?, last_error = NULL, direct_ok = 1 "
-                           "WHERE name = ?", (now(), name))
-            elif error is not None:
-                tx.execute("UPDATE link_state SET last_error = ?, last_error_at = ?, direct_ok = 0 "
-                           "WHERE name = ?", (error, now(), name))
+        if success or error is not None:
+            try:
+                with self.ws.store.transaction() as tx:
+                    if success:
+                        tx.execute("UPDATE link_state SET last_success = ?, last_error = NULL, "
+                                   "direct_ok = 1 WHERE name = ?", (now(), name))
+                    else:
+                        tx.execute("UPDATE link_state SET last_error = ?, last_error_at = ?, "
+                                   "direct_ok = 0 WHERE name = ?", (error, now(), name))
+                self._unsaved.pop(name, None)
+            except sqlite3.Error as exc:
+                # The store cannot record it (read-only, disk full): the status in memory
+                # (GUI, tray) still shows what is wrong.
+                self._unsaved[name] = error or describe_error(exc, self.ws.store.path)
         if busy:
             with self._lock:
                 status = self._status.get(name)
@@ -308,10 +336,20 @@ class LinkManager:
         self._publish()
 
     def statuses(self) -> dict[str, LinkStatus]:
-        return read_statuses(self.ws, paused=self.paused.is_set(), busy=set())
+        statuses = read_statuses(self.ws, paused=self.paused.is_set(), busy=set())
+        for name, sentence in list(self._unsaved.items()):
+            status = statuses.get(name)
+            if status is not None and status.state not in (DISABLED, PAUSED):
+                status.state, status.sentence, status.last_error = ERROR, sentence, sentence
+                status.direct_ok = False
+        return statuses
 
     def _publish(self) -> None:
-        statuses = self.statuses()
+        try:
+            statuses = self.statuses()
+        except sqlite3.Error as exc:
+            log.warning("link status: %s", describe_error(exc, self.ws.store.path))
+            return
         with self._lock:
             self._status = statuses
         for listener in list(self.listeners):
