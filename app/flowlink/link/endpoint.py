@@ -155,11 +155,18 @@ def build_app(exchange: LinkExchange, hub: OutboxHub) -> Starlette:
 
 
 async def _hold(exchange: LinkExchange, hub: OutboxHub, name: str, above: int, wait: int) -> None:
-    """Long poll: return as soon as there is something for the peer, or after ``wait`` s."""
+    """Long poll: return as soon as there is something for the peer, or after ``wait`` s.
+
+    While this side's own pusher delivers to the peer successfully, new messages do
+    not end the poll: they are on their way already, and sending each message twice
+    (push, and again in the poll's answer) cost a signed round trip per message. The
+    poll then answers at its deadline with whatever is still unacknowledged; the
+    moment the direct path fails, polls carry the messages again (PROTOCOL.md §1).
+    """
     deadline = time.monotonic() + wait
     while not hub.closing:
         event = hub.event(name)  # taken before the check, so no notify is missed
-        if await run_in_threadpool(exchange.has_pending, name, above):
+        if not exchange.pushing.get(name) and await run_in_threadpool(exchange.has_pending, name, above):
             return
         remaining = deadline - time.monotonic()
         if remaining <= 0:

@@ -53,6 +53,9 @@ class LinkExchange:
         self._signers: dict[tuple[str, str], Signer] = {}
         self._verifiers: dict[tuple[str, str], Verifier] = {}
         self._last_prune = 0.0
+        # Links whose messages this process is pushing successfully right now (its own
+        # Remote URL works): the peer's long polls need not carry them a second time.
+        self.pushing: dict[str, bool] = {}
 
     # -- keys ----------------------------------------------------------------
 

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 BACKOFF_START = 0.5
 BACKOFF_MAX = 60.0
 LONG_POLL = 25
+PUSH_CHECK_SECONDS = 1.0
 CONFIG_POLL_SECONDS = 1.0
 
 SYNCED, SYNCING, ERROR, PAUSED, DISABLED, LISTENING = (
@@ -90,6 +91,7 @@ class LinkSyncer:
 
     def stop(self) -> None:
         self.stopping.set()
+        self.manager.exchange.pushing.pop(self.config.name, None)
         self.queued.set()
         self.kick.set()
         for client in list(self._clients):
@@ -160,20 +162,26 @@ class LinkSyncer:
         # must not stay "fails" until the next long poll returns.
         retry = [False]
 
+        pushing = self.manager.exchange.pushing
+        name = self.config.name
+
         def body(client: Any, backoff: Backoff) -> None:
-            self.queued.wait()
+            # Also look every second: another process may have queued something.
+            self.queued.wait(PUSH_CHECK_SECONDS)
             if self.stopping.is_set():
                 return
             self.queued.clear()
             try:
-                while ((retry[0] or self.manager.exchange.has_pending(self.config.name))
+                while ((retry[0] or self.manager.exchange.has_pending(name))
                        and not self.stopping.is_set()):
                     result = self._exchange(client, wait=0, send=True)
                     retry[0] = False
+                    pushing[name] = True
                     if result is None or result.sent == 0:
                         break
             except _Failed:
                 retry[0] = True
+                pushing[name] = False
                 self.queued.set()  # what is queued stays queued: try again after the backoff
                 raise
 
