@@ -21,7 +21,9 @@ from flowlink.gui.icons import (
     icon_path,
     tray_icon,
 )
+from flowlink.gui.notifications import Notifier
 from flowlink.gui.tray import TrayIcon, overall_state
+from flowlink.link.syncer import LinkStatus
 
 
 def image_of(icon, size: int = 32) -> QImage:
@@ -89,19 +91,32 @@ def test_menu_actions_emit_their_signals(qtbot):
         "Show window", "Sync now", "Resume sync", "Quit Flowlink"]
 
 
-def test_falling_into_error_notifies_once(qtbot, monkeypatch):
+def test_falling_into_error_notifies_once(qtbot, workspace, monkeypatch):
+    """The Notifier decides (first report: no balloon for old errors); the tray shows it."""
     tray = TrayIcon("desk")
     shown: list[tuple[str, str]] = []
     monkeypatch.setattr(tray, "isVisible", lambda: True)
     monkeypatch.setattr(tray, "supportsMessages", lambda: True)
     monkeypatch.setattr(tray, "showMessage", lambda title, text, *a: shown.append((title, text)))
-    tray.set_links([("laptop-b", SYNCED, "")])
-    tray.set_links([("laptop-b", ERROR, "clock skew of 90 s")])
-    tray.set_links([("laptop-b", ERROR, "clock skew of 90 s")])
+    notifier = Notifier(workspace)
+    notifier.notified.connect(tray.notify)
+
+    def report(state: str, sentence: str = "") -> None:
+        notifier.links_changed({"laptop-b": LinkStatus("laptop-b", state, sentence),
+                                "old": LinkStatus("old", "error", "was already failing")})
+
+    report("synced")
+    report("error", "clock skew of 90 s")
+    report("error", "clock skew of 90 s")
     assert shown == [("Link to laptop-b failed", "clock skew of 90 s")]
-    tray.notifications_enabled = False
-    tray.set_links([("laptop-b", SYNCED, "")])
-    tray.set_links([("laptop-b", ERROR, "refused")])
+    tray.notifications_enabled = False  # the tray can be quiet on its own too
+    report("synced")
+    report("error", "refused")
+    assert len(shown) == 1
+    tray.notifications_enabled = True
+    notifier.set_enabled(False)
+    report("synced")
+    report("error", "refused")
     assert len(shown) == 1
 
 
@@ -109,6 +124,8 @@ def test_overall_state_puts_errors_first():
     assert overall_state([("a", SYNCED, ""), ("b", ERROR, "x"), ("c", SYNCING, "")]) == ERROR
     assert overall_state([("a", SYNCED, ""), ("c", SYNCING, "")]) == SYNCING
     assert overall_state([("a", DISABLED, ""), ("c", SYNCED, "")]) == SYNCED
+    assert overall_state([("a", PAUSED_STATE, ""), ("c", SYNCED, "")]) == PAUSED_STATE
+    assert overall_state([("a", PAUSED_STATE, ""), ("c", SYNCING, "")]) == SYNCING
     assert overall_state([("a", DISABLED, "")]) == DISABLED
     assert overall_state([]) == DISABLED
 

@@ -31,9 +31,10 @@ LinkState = tuple[str, str, str]  # (link name, state, sentence)
 
 
 def overall_state(links: Iterable[LinkState]) -> str:
-    """The state the icon shows for several links: the one that needs attention first."""
+    """The state the icon shows for several links: any error, else any syncing, else any
+    paused; disabled when every link is (or there is none); synced otherwise."""
     states = {state for _name, state, _sentence in links}
-    for state in (ERROR, SYNCING, SYNCED, PAUSED_STATE):
+    for state in (ERROR, SYNCING, PAUSED_STATE, SYNCED):
         if state in states:
             return state
     return DISABLED
@@ -52,6 +53,7 @@ class TrayIcon(QSystemTrayIcon):
         self._paused = False
         self._state = DISABLED
         self._variant = panel_variant()
+        self._shown_variant: str | None = None
         self.notifications_enabled = True
 
         self.menu = QMenu()
@@ -74,6 +76,7 @@ class TrayIcon(QSystemTrayIcon):
         app = QGuiApplication.instance()
         if app is not None:
             app.installEventFilter(self)
+        self._apply(DISABLED, force=True)
         self._refresh()
 
     # -- state --------------------------------------------------------------------------
@@ -91,17 +94,14 @@ class TrayIcon(QSystemTrayIcon):
         return list(self._links)
 
     def set_links(self, links: Iterable[LinkState]) -> None:
-        """Each link as (name, state, sentence); the icon shows the most urgent state."""
+        """Each link as (name, state, sentence); the icon shows the most urgent state.
+        (What deserves a notification is the Notifier's call, not the icon's.)"""
         links = list(links)
         for name, state, _sentence in links:
             if state not in TRAY_STATES:
                 raise ValueError(f"link {name!r} has an unknown state {state!r}")
-        before = {name: state for name, state, _s in self._links}
         self._links = links
         self._refresh()
-        for name, state, sentence in links:
-            if state == ERROR and before.get(name) != ERROR:
-                self.notify(f"Link to {name} failed", sentence or "The link stopped syncing.")
 
     def set_paused(self, paused: bool) -> None:
         self._paused = paused
@@ -123,10 +123,15 @@ class TrayIcon(QSystemTrayIcon):
         self.pause_action.setEnabled(has_links)
         self.pause_action.setText("Resume sync" if self._paused else "Pause sync")
 
-    def _apply(self, state: str) -> None:
+    def _apply(self, state: str, *, force: bool = False) -> None:
+        # Link reports arrive often during a sync; the tray host repaints only on a change.
+        if force or state != self._state or self._shown_variant != self._variant:
+            self.setIcon(self.icon_for(state))
+            self._shown_variant = self._variant
         self._state = state
-        self.setIcon(self.icon_for(state))
-        self.setToolTip(self.tooltip_text())
+        tooltip = self.tooltip_text()
+        if tooltip != self.toolTip():
+            self.setToolTip(tooltip)
 
     def tooltip_text(self) -> str:
         lines = [f"Flowlink — {self.workspace_name}"]
