@@ -260,7 +260,9 @@ class SyncConfigForm(QWidget):
         self.allow_flows.setObjectName("allow_flows_input")
 
         form = QFormLayout()
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
+        # Every field takes the full width: wrapped help under a check box otherwise gets the
+        # check box's width and is cut off.
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         ca_box = QWidget()
         ca_layout = QHBoxLayout(ca_box)
         ca_layout.setContentsMargins(0, 0, 0, 0)
@@ -313,6 +315,7 @@ class SyncConfigForm(QWidget):
         layout.addWidget(self.read_only_note)
         layout.addLayout(form)
         layout.addLayout(buttons)
+        layout.addStretch(1)  # a taller window leaves room below, not inside the fields
 
         self.ca_cert.refused.connect(self.errors["ca_cert"].show_error)
         self._store_name = "the OS keyring" if workspace.secret_store_kind == "keyring" else "the file store"
