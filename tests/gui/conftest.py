@@ -45,6 +45,40 @@ def desktop(workspace, engine, qtbot):
     window.deleteLater()
 
 
+@pytest.fixture
+def quiet_manager(monkeypatch):
+    """The LinkManager re-reads its configs every second by itself; with this fixture only the
+    test (and the SyncWorker's reload) make it report or restart syncers."""
+    from flowlink.link import syncer
+
+    monkeypatch.setattr(syncer, "CONFIG_POLL_SECONDS", 3600)
+
+
+@pytest.fixture
+def owner_desktop(qtbot):
+    """A factory: the whole window running a workspace itself (Runtime: engine + link syncers)."""
+    from flowlink.gui.desktop import DesktopApp
+
+    apps = []
+
+    def start(ws, *, use_tray: bool = False, show: bool = True):
+        app = DesktopApp(ws, use_tray=use_tray, parallelism=2)
+        with qtbot.waitSignal(app.links_started, timeout=20_000):
+            window = app.start()
+        assert app.is_owner and app.runtime is not None
+        apps.append(app)
+        if show:
+            window.show()
+            qtbot.waitExposed(window)
+        return app
+
+    yield start
+    for app in apps:
+        app.shutdown()
+        if app.window is not None:
+            app.window.deleteLater()
+
+
 @pytest.fixture(scope="session")
 def million_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data dir with 1 000 000 executions, built once per test session (about 3 s)."""

@@ -30,3 +30,24 @@ MILLION = 1_000_000
 
 def add_flow(workspace, name: str, source: str) -> None:
     workspace.add_flow(name, textwrap.dedent(source).lstrip())
+
+
+def paste(qtbot, widget, text: str) -> None:
+    """As a user pastes: through the clipboard and Ctrl+V (keys cannot be typed line by line)."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QGuiApplication
+
+    QGuiApplication.clipboard().setText(text)
+    widget.setFocus()
+    qtbot.keyClick(widget, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+
+
+def tick(qtbot, checkbox) -> None:
+    """Click a check box on its indicator, as a user does (its centre may be empty space)."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QStyle, QStyleOptionButton
+
+    option = QStyleOptionButton()
+    checkbox.initStyleOption(option)
+    box = checkbox.style().subElementRect(QStyle.SubElement.SE_CheckBoxIndicator, option, checkbox)
+    qtbot.mouseClick(checkbox, Qt.MouseButton.LeftButton, pos=box.center())

@@ -8,9 +8,8 @@ import shutil
 import subprocess
 
 import pytest
-from guihelpers import require_real
+from guihelpers import paste, require_real
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QWidget
 
 from flowlink.gui.sync_config_form import SyncConfigForm, normalize_pem
@@ -44,13 +43,6 @@ def every_text(form: QWidget) -> str:
 
 def key_lines(pem: str) -> list[str]:
     return [line for line in pem.splitlines() if line and not line.startswith("-----")]
-
-
-def paste(qtbot, widget: QWidget, text: str) -> None:
-    """As a user pastes: through the clipboard and Ctrl+V (keys cannot be typed line by line)."""
-    QGuiApplication.clipboard().setText(text)
-    widget.setFocus()
-    qtbot.keyClick(widget, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
 
 
 def open_form(qtbot, ws: Workspace, name: str | None = None) -> SyncConfigForm:
