@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"flowlink {__version__}")
+    parser.add_argument("--minimized", action="store_true",
+                        help="desktop window: start hidden in the system tray (the window shows "
+                        "anyway where there is no tray)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("init", parents=[common], help="create the workspace")
@@ -250,7 +253,8 @@ def _gui(args: argparse.Namespace) -> int:
               "with 'pip install flowlink[gui]' or use a subcommand (see 'flowlink --help').",
               file=sys.stderr)
         return EXIT_ERROR
-    return run_app(_data_dir(args), getattr(args, "acting_user", None))
+    return run_app(_data_dir(args), getattr(args, "acting_user", None),
+                   start_minimized=getattr(args, "minimized", False))
 
 
 # -- commands -----------------------------------------------------------------

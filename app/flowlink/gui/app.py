@@ -177,8 +177,11 @@ def open_or_create(data_dir: Path, acting_user: str | None,
         return None, EXIT_ERROR
 
 
-def run_app(data_dir: Path, acting_user: str | None = None) -> int:
-    """Open the desktop window on ``data_dir``; returns the process exit code."""
+def run_app(data_dir: Path, acting_user: str | None = None, start_minimized: bool = False) -> int:
+    """Open the desktop window on ``data_dir``; returns the process exit code.
+
+    ``start_minimized``: start hidden in the system tray (as at login); where there is no
+    tray the window shows anyway, so the app is never unreachable."""
     from flowlink.gui.desktop import DesktopApp
 
     app = ensure_application()
@@ -211,6 +214,7 @@ def run_app(data_dir: Path, acting_user: str | None = None) -> int:
 
         with excepthook(ExceptionReporter(log_dir)), quit_on_signals(quit_app):
             instance.listen()
+            first_run = not Workspace.exists(data_dir)
             workspace, code = open_or_create(data_dir, acting_user, instance)
             if workspace is None:
                 return code
@@ -220,7 +224,13 @@ def run_app(data_dir: Path, acting_user: str | None = None) -> int:
                 instance.raise_requested.connect(desktop.show_window)
                 desktop.quit_requested.connect(app.quit)
                 desktop.start()
-                desktop.show_window()
+                if start_minimized and desktop.tray is not None and not first_run:
+                    log.info("started minimized in the system tray")
+                else:
+                    if start_minimized:
+                        log.info("no system tray to start minimized in: showing the window")
+                    desktop.show_window()
+                    log.info("window shown")
                 code = app.exec()
             finally:
                 desktop.shutdown()
