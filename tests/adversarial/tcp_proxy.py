@@ -22,6 +22,7 @@ Everything is bounded: sockets have timeouts, threads are daemons and ``close()`
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import socket
 import struct
@@ -65,6 +66,7 @@ class _Pair:
         self.budget: dict[str, int | None] = {"up": None, "down": None}
         self.lock = threading.Lock()
         self.threads: list[threading.Thread] = []
+        self.ended = 0  # directions that saw EOF; at 2 the connection is over
 
     def start(self) -> None:
         thread = threading.Thread(target=self._run, name="proxy-conn", daemon=True)
@@ -105,6 +107,11 @@ class _Pair:
             if not data:
                 with contextlib.suppress(OSError):
                     dst.shutdown(socket.SHUT_WR)
+                with self.lock:
+                    self.ended += 1
+                    over = self.ended == 2
+                if over:
+                    self.kill(reset=False)
                 return
             if not proxy._hold_while_blackholed(self.closed):
                 return
@@ -145,13 +152,18 @@ class _Pair:
         with self.lock:
             self.budget = {"up": None, "down": None}
 
-    def kill(self) -> None:
+    def kill(self, reset: bool = True) -> None:
         if self.closed.is_set():
             return
         self.closed.set()
-        _reset(self.client)
-        if self.upstream is not None:
-            _reset(self.upstream)
+        for sock in (self.client, self.upstream):
+            if sock is None:
+                continue
+            if reset:
+                _reset(sock)
+            else:
+                with contextlib.suppress(OSError):
+                    sock.close()
         self.proxy._forget(self)
 
 
@@ -170,6 +182,11 @@ class FaultProxy:
         self._pairs: set[_Pair] = set()
         self._stopping = threading.Event()
         self._listener: socket.socket | None = None
+        # A socket closed while another thread polls it keeps listening until that poll
+        # returns: the accept thread polls under _poll_lock, and refuse() wakes it through
+        # the pipe and takes the lock before it closes the listener.
+        self._wake_r, self._wake_w = os.pipe()
+        self._poll_lock = threading.Lock()
         self.port = port
         self._listen()
         self._thread = threading.Thread(target=self._accept_loop, name="proxy-accept", daemon=True)
@@ -232,12 +249,15 @@ class FaultProxy:
         return len(self._snapshot())
 
     def close(self) -> None:
+        self._close_listener()
         self._stopping.set()
         with self._changed:
             self._changed.notify_all()
-        self._close_listener()
         self.sever()
         self._thread.join(timeout=5)
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -279,13 +299,11 @@ class FaultProxy:
 
     def _close_listener(self) -> None:
         sock, self._listener = self._listener, None
-        if sock is not None:
-            # shutdown first: the accept thread's select() still holds the file, and a bare
-            # close() would leave the port listening until that select() returns.
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(OSError):
-                sock.close()
+        if sock is None:
+            return
+        os.write(self._wake_w, b"x")
+        with self._poll_lock, contextlib.suppress(OSError):
+            sock.close()
 
     def _accept_loop(self) -> None:
         while not self._stopping.is_set():
@@ -293,11 +311,18 @@ class FaultProxy:
             if sock is None:
                 self._stopping.wait(_TICK)
                 continue
-            try:
-                ready, _, _ = select.select([sock], [], [], _TICK)
-            except (OSError, ValueError):
-                continue  # the listener was closed under us (refuse)
-            if not ready:
+            with self._poll_lock:
+                if self._listener is not sock:
+                    continue
+                # poll(), not select(): descriptors may pass FD_SETSIZE in a soak
+                poller = select.poll()
+                poller.register(sock, select.POLLIN)
+                poller.register(self._wake_r, select.POLLIN)
+                ready = dict(poller.poll(_TICK * 1000))
+                if self._wake_r in ready:
+                    os.read(self._wake_r, 64)
+                listening = sock.fileno()
+            if self._listener is not sock or listening not in ready:
                 continue
             try:
                 client, _addr = sock.accept()

@@ -45,9 +45,9 @@ from flowlink.link.signing import HEADER_NAME
 from pair_fixtures import Peer, wait_until
 from workspace_fixtures import cli_env, flowlink
 
-pytestmark = pytest.mark.xdist_group("link-faults")
-
 SOAK = os.environ.get("FLOWLINK_SOAK") == "1"
+pytestmark = [pytest.mark.xdist_group("link-faults"),
+              pytest.mark.timeout(900 if SOAK else 180)]
 KILLS = 10 if SOAK else 2
 TERMINAL = ("ENDED_SUCCESS", "ENDED_ERROR", "ENDED_CANCELLED")
 
@@ -292,7 +292,9 @@ def make_proxied_pair(folder: Path) -> ProxiedPair:
     return ProxiedPair(a, b, proxy, folder)
 
 
-@pytest.fixture(scope="module")
+# Session scope: the pair is made once per worker even when xdist interleaves this module's
+# tests with others (pytest 9 + xdist 3.8 ignore xdist_group, so loadgroup cannot help).
+@pytest.fixture(scope="session")
 def pp(tmp_path_factory) -> Iterator[ProxiedPair]:
     pair = make_proxied_pair(tmp_path_factory.mktemp("faults"))
     try:
@@ -393,24 +395,52 @@ def test_delay_longer_than_the_timeouts(healthy: ProxiedPair):
     finish(pair, execution_id, "long-delay", 5)
 
 
+def handshake_bytes(pair: ProxiedPair) -> tuple[int, int]:
+    """Bytes a fresh TLS connection to b costs each way before its first request (the
+    certificate chain and session tickets set most of it), measured through a proxy of
+    its own so that a's traffic does not count."""
+    import socket
+
+    request = b"GET /api/latest/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    probe = FaultProxy(("127.0.0.1", pair.b.port))
+    try:
+        raw = socket.create_connection(probe.address, timeout=10)
+        with _ctx(pair.b).wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+            sock.sendall(request)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:100]
+        wait_until(lambda: probe.open_connections == 0, timeout=10, what="the probe to close")
+        # TLS adds ~22 bytes per record; the request and the answer are one record each.
+        return (probe.stats.bytes_up - len(request) - 22,
+                probe.stats.bytes_down - len(answer) - 22)
+    finally:
+        probe.close()
+
+
 @pytest.mark.parametrize("direction", ["up", "down"])
 def test_cut_mid_body(healthy: ProxiedPair, direction: str):
-    """"up": requests are cut after 3000 bytes (past the TLS handshake, inside a request
-    carrying 40 starts); "down": responses are cut after 3000 bytes, so b has applied what
-    a sent but a never hears it and sends it again."""
+    """Every connection is cut 900 bytes past its TLS handshake (measured first), inside
+    the first request ("up": its head alone, with the signature, is ~750 bytes) or the first
+    response ("down": b has applied what a sent, a never hears back and sends it again;
+    redelivery has no second effect). Every exchange fails the same way meanwhile."""
     pair = healthy
     tag = f"cut-{direction}"
+    up, down = handshake_bytes(pair)
     if direction == "down":
-        # b must have something big to say: 40 calls that b runs while the cut is on.
+        # b must have something to say: calls it runs while the cut is on.
         execution_id = pair.burst(40, tag, pad="p" * 200)
         wait_until(lambda: len(pair.calls_with_tag(tag)) == 40, timeout=30, what="the calls to be made")
-        pair.proxy.cut_after(3000, "down")
+        pair.proxy.cut_after(down + 900, "down")
     else:
-        pair.proxy.cut_after(3000, "up")
+        pair.proxy.cut_after(up + 900, "up")
         execution_id = pair.burst(40, tag, pad="p" * 200)
-    sentence = wait_error(pair, "The exchange with", "Cannot connect to", "did not answer")
-    assert pair.proxy.stats.cuts > 0, pair.proxy.stats
-    print(f"\n{tag}: {pair.proxy.stats.cuts} cuts; status said: {sentence}")
+    pair.proxy.sever()  # open connections start over: their budget counts from the handshake
+    wait_until(lambda: pair.proxy.stats.cuts >= 2, timeout=30, what="the proxy to cut exchanges")
+    sentence = wait_error(pair, "The exchange with")
+    print(f"\n{tag}: handshake {up}/{down} bytes up/down, {pair.proxy.stats.cuts} cuts; "
+          f"status said: {sentence}")
     pair.proxy.heal()
     finish(pair, execution_id, tag, 40)
 
@@ -454,14 +484,20 @@ def test_sigkill_either_side_at_random_moments(healthy: ProxiedPair):
     rng.shuffle(victims)
     bursts: list[tuple[int, str]] = []
     per_burst = 40
+    hits: list[int] = []
     for k, victim in enumerate(victims):
         tag = f"kill-{k}"
-        bursts.append((pair.burst(per_burst, tag, sleep=0.05), tag))
-        time.sleep(rng.uniform(0.1, 1.5))  # the random moment: this is the fault's schedule
+        bursts.append((pair.burst(per_burst, tag, sleep=0.1), tag))
+        wait_until(lambda t=tag: pair.calls_with_tag(t), timeout=30, what=f"burst {tag} to start")
+        time.sleep(rng.uniform(0.0, 0.8))  # the random moment: this is the fault's schedule
+        in_flight = sum(1 for _r, s in pair.calls_with_tag(tag) if s not in TERMINAL)
         peer = pair.a if victim == "a" else pair.b
         kill_and_restart(peer)
+        hits.append(in_flight)
+    # b runs each call for 0.1 s, four at a time: every kill lands while calls are in flight.
+    assert all(hits), f"calls in flight at each kill: {hits}"
     books = settle(pair.a, pair.b, timeout=120)
-    print(f"\nSIGKILL x{KILLS} ({''.join(victims)}): {books}")
+    print(f"\nSIGKILL x{KILLS} ({''.join(victims)}, calls in flight {hits}): {books}")
     for _execution_id, tag in bursts:
         calls = pair.calls_with_tag(tag)
         # A burst whose flow was running in a when a died made fewer calls; each made call
@@ -830,6 +866,8 @@ def test_database_fault_in_a_running_workspace(pp: ProxiedPair, inproc, caplog, 
             link_row(b, x.name)["last_error"] or "") else None, timeout=30, what="b's status to name x's fault")
         assert theirs.startswith(f"'{x.name}' answered HTTP 503 (unavailable): The ") and theirs.endswith("retries."), theirs
         assert str(x.data_dir) not in theirs, "the peer is not told local paths"
+        text = b.cli("link", "status", x.name).stdout  # every exchange of b's fails meanwhile
+        assert text.startswith(f"{x.name}: error\n") and f"  last error: {theirs}\n" in text, text
         wait_until(lambda: time.monotonic() - fault_started > 1.5, timeout=10, what="a while of fault")
         # Nothing crashed or loops: every thread of x is alive, it still answers health.
         threads = {t.name for t in threading.enumerate()}

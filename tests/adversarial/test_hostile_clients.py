@@ -39,9 +39,9 @@ from flowlink.link.signing import HEADER_NAME, Signer, b64url_encode
 from flowlink.workspace.identity import generate_private_key, key_id, load_public_key
 from pair_fixtures import Peer, link, wait_until
 
-pytestmark = pytest.mark.xdist_group("hostile-clients")
-
 SOAK = os.environ.get("FLOWLINK_SOAK") == "1"
+pytestmark = [pytest.mark.xdist_group("hostile-clients"),
+              pytest.mark.timeout(900 if SOAK else 180)]
 HELD = 1000 if SOAK else 200
 FLOOD = 5000 if SOAK else 500
 TRICKLERS = 10 if SOAK else 1  # of each kind
@@ -64,7 +64,9 @@ def handler(system, this, inputs):
 # -- the pair and probes -----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+# Session scope: the pair is made once per worker even when xdist interleaves this module's
+# tests with others (pytest 9 + xdist 3.8 ignore xdist_group, so loadgroup cannot help).
+@pytest.fixture(scope="session")
 def pair(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hostile")
     # LoggedPeer: serve's output goes to files (an unread pipe would fill and stall it).
@@ -112,6 +114,13 @@ def status_of(response: bytes) -> int | None:
     return int(response[9:12])
 
 
+def readable(sock: socket.socket) -> bool:
+    """poll(), not select(): with a thousand sockets held, descriptors pass FD_SETSIZE."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN | select.POLLHUP | select.POLLERR)
+    return bool(poller.poll(0))
+
+
 def poll_server(sock: ssl.SSLSocket) -> tuple[bytes, bool]:
     """Without blocking: what the server sent so far, and whether it closed the connection.
 
@@ -122,8 +131,7 @@ def poll_server(sock: ssl.SSLSocket) -> tuple[bytes, bool]:
     sock.setblocking(False)
     try:
         while True:
-            readable, _, _ = select.select([sock], [], [], 0)
-            if not readable and not sock.pending():
+            if not readable(sock) and not sock.pending():
                 return data, False
             try:
                 chunk = sock.recv(65536)

@@ -23,9 +23,9 @@ import pytest
 from test_faults import LoggedPeer, ProxiedPair, ledger, make_proxied_pair, query, settle
 from test_secrets_audit import audit
 
-pytestmark = pytest.mark.xdist_group("soak")
-
 SOAK = os.environ.get("FLOWLINK_SOAK") == "1"
+pytestmark = [pytest.mark.xdist_group("soak"),
+              pytest.mark.timeout(4 * 3600 if SOAK else 300)]
 CALLS = 10_000 if SOAK else 300
 KILLS = 10 if SOAK else 2
 PARTITIONS = 5 if SOAK else 1
@@ -145,8 +145,8 @@ def run_soak(pair: ProxiedPair, seed: int) -> SoakReport:
     return report
 
 
-@pytest.fixture(scope="module")
-def soaked(tmp_path_factory):
+def test_soak_every_call_ends_exactly_once_and_no_secret_leaks(tmp_path_factory):
+    """One test, not a fixture shared by two: the audit must read what this soak left."""
     folder = tmp_path_factory.mktemp("soak")
     began = time.time()
     seed = int(os.environ.get("FLOWLINK_CHAOS_SEED") or time.time_ns() % 1_000_000)
@@ -156,29 +156,20 @@ def soaked(tmp_path_factory):
         text = "\n".join(report.lines())
         print("\n" + text)
         (folder / "logs" / "soak-report.txt").write_text(text + "\n")
-        yield pair, report, began, text
+        assert report.calls_made >= CALLS, text
+        assert report.calls_ended == report.calls_made, text
+        assert report.lost == 0 and report.run_twice == 0, text
+        assert report.outboxes_drained, text
+        assert len(report.events) == KILLS + PARTITIONS, report.events
+        # b ran each call once; every one of b's runs ended too (the ledger's b_open).
+        ledger(pair.a, pair.b).check()
+        # A generous bound: neither side may grow without limit over the run.
+        for side, peak in report.peak_kb.items():
+            assert 0 < peak < 1024 * 1024, f"{side}'s serve reached {peak} kB"
     finally:
         pair.close()
-
-
-def test_soak_every_call_ends_exactly_once(soaked):
-    pair, report, _began, _text = soaked
-    assert report.calls_made >= CALLS, report.lines()
-    assert report.calls_ended == report.calls_made, report.lines()
-    assert report.lost == 0 and report.run_twice == 0, report.lines()
-    assert report.outboxes_drained, report.lines()
-    assert len(report.events) == KILLS + PARTITIONS, report.events
-    # b ran each call once; every one of b's runs ended too (the ledger's b_open).
-    books = ledger(pair.a, pair.b)
-    books.check()
-    # A generous bound: the pair must not grow without limit over the run.
-    for side, peak in report.peak_kb.items():
-        assert 0 < peak < 1024 * 1024, f"{side}'s serve reached {peak} kB"
-
-
-def test_secrets_audit_after_the_soak(soaked):
-    pair, _report, began, text = soaked
-    result = audit(pair.folder, since=began, outputs=[text])
-    print(f"\n{result}")
+    # The secrets audit, over everything the soak left: data dirs, logs, captured output.
+    result = audit(folder, since=began, outputs=[text])
+    print(f"{result}")
     assert result.keys >= 6, result  # a and b: workspace key, CA key, server TLS key each
     assert not result.findings, result
