@@ -383,7 +383,7 @@ def test_delayed_connections(healthy: ProxiedPair):
     pair.proxy.heal()
 
 
-@pytest.mark.skipif(not SOAK, reason="a delay past the client's timeouts takes > 10 s: soak only")
+@pytest.mark.soak_only  # a delay past the client's timeouts takes > 10 s
 def test_delay_longer_than_the_timeouts(healthy: ProxiedPair):
     pair = healthy
     pair.proxy.delay(20)
@@ -456,7 +456,7 @@ def test_partition_refused(healthy: ProxiedPair):
     finish(pair, execution_id, "refuse", 10)
 
 
-@pytest.mark.skipif(not SOAK, reason="a swallowing partition shows only after the 10 s connect timeout: soak only")
+@pytest.mark.soak_only  # a swallowing partition shows only after the 10 s connect timeout
 def test_partition_blackhole(healthy: ProxiedPair):
     pair = healthy
     pair.proxy.blackhole()
@@ -944,8 +944,9 @@ def test_disk_full_on_a_real_small_filesystem(tmp_path):
     simulates it everywhere). b's WAL is checkpointed to zero length, the filesystem filled,
     then a calls b: a's status says b's disk is full, and freeing space is all it takes."""
     mount_point = tmp_path / "small"
-    if not _can_mount_tmpfs(mount_point):
-        pytest.skip("mounting a tmpfs is not allowed here; the simulated disk-full test covers it")
+    from keyring_fixture import require_real
+
+    require_real(_can_mount_tmpfs(mount_point), "mounting a small tmpfs (root with mount rights)")
     with small_filesystem(mount_point, "64m"):
         a = init_peer(tmp_path, "a")
         b = LoggedPeer("b", mount_point / "b")
