@@ -224,3 +224,43 @@ def test_million_rows_slow_filter_runs_off_the_gui_thread(million_store, qtbot):
     finally:
         model.close()
         ws.close()
+
+
+def test_painting_asks_python_once_per_cell_and_shows_what_data_says(workspace, qtbot, monkeypatch):
+    """The delegate gets every role through multiData (one GIL round trip per cell, not seven)."""
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    calls = {"data": 0, "multiData": 0}
+    for name in calls:  # patched before the model exists: PySide looks its overrides up once
+        original = getattr(ExecutionsModel, name)
+
+        def counting(self, *args, _original=original, _name=name):
+            calls[_name] += 1
+            return _original(self, *args)
+
+        monkeypatch.setattr(ExecutionsModel, name, counting)
+    workspace.create_execution("x", {}, workspace="remote-a")
+    model = ExecutionsModel(workspace, threaded=False)
+    view = QTableView()
+    qtbot.addWidget(view)
+    view.setModel(model)
+    view.resize(900, 300)
+    view.show()
+    qtbot.waitExposed(view)
+    qtbot.waitUntil(lambda: model.rowCount() == 1)
+    calls.update(data=0, multiData=0)
+    view.viewport().repaint()
+    cells = model.rowCount() * model.columnCount()
+    assert cells == 9 and calls["multiData"] >= cells and calls["data"] == 0, calls
+    for column in range(model.columnCount()):
+        index = model.index(0, column)
+        option = QStyleOptionViewItem()
+        view.itemDelegate().initStyleOption(option, index)
+        assert option.text == (model.data(index) or "")
+        assert option.text or column not in (COL_ID, COL_STATUS, COL_WORKSPACE)
+        assert option.icon.isNull() == (model.data(index, Qt.ItemDataRole.DecorationRole) is None)
+    option = QStyleOptionViewItem()
+    view.itemDelegate().initStyleOption(option, model.index(0, COL_ID))
+    assert option.displayAlignment & Qt.AlignmentFlag.AlignRight
+    assert model.index(5, 0) == QModelIndex() and not model.index(0, 99).isValid()
+    model.close()

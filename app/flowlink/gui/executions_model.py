@@ -26,6 +26,7 @@ from typing import Any
 from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
+    QModelRoleDataSpan,
     QObject,
     QPersistentModelIndex,
     Qt,
@@ -41,6 +42,14 @@ log = logging.getLogger(__name__)
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 STATUS_ROLE = Qt.ItemDataRole.UserRole + 1
+# Plain ints, compared on every painted cell (enum lookups and | are Python calls each time).
+_DISPLAY = int(Qt.ItemDataRole.DisplayRole.value)
+_DECORATION = int(Qt.ItemDataRole.DecorationRole.value)
+_TOOLTIP = int(Qt.ItemDataRole.ToolTipRole.value)
+_ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole.value)
+_RIGHT = int((Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter).value)
+_ID = int(ID_ROLE.value)
+_STATUS = int(STATUS_ROLE.value) if hasattr(STATUS_ROLE, "value") else int(STATUS_ROLE)
 
 COLUMNS = ("ID", "Flow", "Name", "Status", "Workspace", "Started", "Ended", "Duration", "Message")
 (COL_ID, COL_FLOW, COL_NAME, COL_STATUS, COL_WORKSPACE, COL_STARTED, COL_ENDED, COL_DURATION,
@@ -380,10 +389,15 @@ class ExecutionsModel(QAbstractTableModel):
         if self.canFetchMore(parent):
             self._request_page()
 
-    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+    # No flags() override: QAbstractTableModel's (enabled, selectable, never has children) is
+    # what this table needs, and each Python override costs a GIL round trip per painted cell.
+
+    def index(self, row: int, column: int,
+              parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> QModelIndex:  # noqa: B008
+        # One Python call instead of Qt's hasIndex calling rowCount and columnCount for each cell.
+        if parent.isValid() or not 0 <= row < len(self._rows) or not 0 <= column < len(COLUMNS):
+            return QModelIndex()
+        return self.createIndex(row, column)
 
     def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -397,17 +411,36 @@ class ExecutionsModel(QAbstractTableModel):
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
             return None
-        row = self._rows[index.row()]
+        return self._value(self._rows[index.row()], index.column(), role)
+
+    def multiData(self, index: QModelIndex | QPersistentModelIndex, span: QModelRoleDataSpan) -> None:  # noqa: N802
+        """Every role a delegate asks for, in one Python call.
+
+        Qt's default asks data() once per role (seven per painted cell): each call from C++
+        into Python takes the GIL again, and while link syncers or the engine run Python on
+        other threads each of those hand-overs can wait. One call per cell keeps painting
+        the table quick during a sync storm."""
+        valid = index.isValid() and 0 <= index.row() < len(self._rows)
+        row = self._rows[index.row()] if valid else None
         column = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
+        for i in range(len(span)):
+            role_data = span[i]
+            value = None if row is None else self._value(row, column, role_data.role())
+            if value is None:
+                role_data.clearData()
+            else:
+                role_data.setData(value)
+
+    def _value(self, row: ExecutionRow, column: int, role: int) -> Any:
+        if role == _DISPLAY:
             return self._display(row, column)
-        if role == ID_ROLE:
+        if role == _ID:
             return row.id
-        if role == STATUS_ROLE:
+        if role == _STATUS:
             return row.status
-        if role == Qt.ItemDataRole.DecorationRole and column == COL_STATUS:
+        if role == _DECORATION and column == COL_STATUS:
             return status_icon(row.status)
-        if role == Qt.ItemDataRole.ToolTipRole:
+        if role == _TOOLTIP:
             if column == COL_MESSAGE and row.message:
                 return row.message[:2000]
             if column == COL_STATUS:
@@ -416,8 +449,8 @@ class ExecutionsModel(QAbstractTableModel):
                 return format_time(row.started_at) or None
             if column == COL_ENDED:
                 return format_time(row.ended_at) or None
-        if role == Qt.ItemDataRole.TextAlignmentRole and column in (COL_ID, COL_DURATION):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == _ALIGNMENT and column in (COL_ID, COL_DURATION):
+            return _RIGHT
         return None
 
     def _display(self, row: ExecutionRow, column: int) -> str:
