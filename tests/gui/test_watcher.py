@@ -72,3 +72,21 @@ def test_feed_merges_calls_from_foreign_threads_into_one_batch(qtbot):
     assert len(batches) == 1
     assert batches[0].ids == frozenset(list(range(5)) + list(range(100, 105)))
     assert batches[0].store is True
+
+
+def test_feed_batches_less_often_while_changes_keep_coming(qtbot):
+    """A storm gets fewer, larger batches (each repaints the table); a quiet feed answers at once."""
+    import time
+
+    feed = ChangeFeed(delay_ms=10, busy_delay_ms=400)
+    with qtbot.waitSignal(feed.changed, timeout=5000):
+        started = time.monotonic()
+        feed.post([1])
+    quiet = time.monotonic() - started
+    with qtbot.waitSignal(feed.changed, timeout=5000) as busy_batch:
+        started = time.monotonic()
+        feed.post([2])
+        feed.post([3])
+    busy = time.monotonic() - started
+    assert busy_batch.args[0].ids == frozenset({2, 3})
+    assert busy >= 0.39 > quiet, (quiet, busy)

@@ -4,11 +4,15 @@ The engine calls its listeners on the engine thread with the ids it changed; the
 StoreWatcher calls its listeners on its own thread when any connection committed.
 Both land here through signals emitted from those threads: the feed lives on the
 GUI thread, so Qt queues them to it. Bursts are merged into one ``ChangeBatch``
-per ``delay_ms``, which keeps the GUI thread calm during a storm of changes.
+per ``delay_ms``; while changes keep coming (a batch went out less than
+``BUSY_WINDOW`` ago) per ``busy_delay_ms``: each batch repaints the executions
+table, and during a storm (a backlog sync) fewer, larger batches leave the GUI
+thread and the GIL to everything else.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
@@ -26,10 +30,15 @@ class ChangeFeed(QObject):
     _ids_posted = Signal(object)
     _store_posted = Signal()
 
-    def __init__(self, parent: QObject | None = None, delay_ms: int = 40) -> None:
+    BUSY_WINDOW = 0.3  # seconds
+
+    def __init__(self, parent: QObject | None = None, delay_ms: int = 40, busy_delay_ms: int = 150) -> None:
         super().__init__(parent)
         self._ids: set[int] = set()
         self._store = False
+        self.delay_ms = delay_ms
+        self.busy_delay_ms = max(delay_ms, busy_delay_ms)
+        self._last_flush = float("-inf")
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(delay_ms)
@@ -74,7 +83,8 @@ class ChangeFeed(QObject):
 
     def _arm(self) -> None:
         if not self._timer.isActive():
-            self._timer.start()
+            busy = time.monotonic() - self._last_flush < self.BUSY_WINDOW
+            self._timer.start(self.busy_delay_ms if busy else self.delay_ms)
 
     @Slot()
     def flush(self) -> None:
@@ -84,4 +94,5 @@ class ChangeFeed(QObject):
         batch = ChangeBatch(frozenset(self._ids), self._store)
         self._ids.clear()
         self._store = False
+        self._last_flush = time.monotonic()
         self.changed.emit(batch)
