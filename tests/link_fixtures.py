@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ import httpx
 
 from flowlink.link.envelope import Envelope, new_envelope
 from flowlink.link.signing import HEADER_NAME, Signer, Verifier
+from pair_fixtures import wait_until  # noqa: F401 - shared with the tests that import it from here
 
 HOST = "127.0.0.1"
 SYNC_PATH = "/api/latest/sync_config/{name}/sync"
@@ -52,19 +52,6 @@ def run_cli(data_dir: Path, *args: str, timeout: float = 60, check: bool = True
             f"flowlink {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
         )
     return proc
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str,
-               interval: float = 0.02) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
 
 
 class ServeProcess:
