@@ -117,8 +117,9 @@ def test_real_tray_follows_a_link_through_the_sync_worker(workspace, owner_deskt
     follow_the_steps(app, qtbot, on_screen)
 
 
-def test_pause_resume_sync_now_and_reload_run_on_the_worker_thread(workspace, owner_desktop, qtbot,
-                                                                  monkeypatch, quiet_manager):
+@pytest.mark.xdist_group("tray")
+def test_tray_menu_pauses_resumes_and_syncs_on_the_worker_thread(workspace, owner_desktop, qtbot,
+                                                                 monkeypatch, quiet_manager):
     gui_ident = threading.get_ident()
     calls: list[tuple[str, bool]] = []
     for method in ("start", "reload", "set_paused", "sync_now", "stop"):
@@ -129,23 +130,30 @@ def test_pause_resume_sync_now_and_reload_run_on_the_worker_thread(workspace, ow
             return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(LinkManager, method, wrapper)
-    app = owner_desktop(workspace)
-    statuses = app.link_statuses
+    monkeypatch.setattr(QSystemTrayIcon, "isSystemTrayAvailable", staticmethod(lambda: True))
+    app = owner_desktop(workspace, use_tray=True)
+    tray = app.tray
+    monkeypatch.setattr(tray, "showMessage", lambda *a: None)
 
     # A link saved by someone else (another process, the CLI): reload makes the syncers match.
     key = identity.generate_private_key(2048)
     workspace.links.add("laptop-b", SyncConfigChange(remote_public_key=identity.public_key_to_pem(key.public_key())))
-    assert "laptop-b" not in statuses
+    assert "laptop-b" not in app.link_statuses
     app.sync.reload()
     qtbot.waitUntil(lambda: "laptop-b" in app.link_statuses, timeout=10_000)
-    assert app.link_statuses["laptop-b"].state == "answers only"
+    assert app.link_statuses["laptop-b"].state == "answers only" and tray.state == SYNCED
 
-    app.set_paused(True)
+    tray.pause_action.trigger()
     qtbot.waitUntil(lambda: app.link_statuses["laptop-b"].state == "paused", timeout=10_000)
+    assert tray.state == PAUSED_STATE and tray.pause_action.text() == "Resume sync"
     page = app.window.links
     qtbot.waitUntil(lambda: page.model.index(0, COL_STATE).data() == "paused: Sync is paused.", timeout=10_000)
-    app.set_paused(False)
+    tray.pause_action.trigger()
     qtbot.waitUntil(lambda: app.link_statuses["laptop-b"].state == "answers only", timeout=10_000)
+    assert tray.state == SYNCED and tray.pause_action.text() == "Pause sync"
+    tray.sync_action.trigger()
+    qtbot.waitUntil(lambda: ("sync_now", False) in calls, timeout=10_000)
+    calls.remove(("sync_now", False))
     page.select("laptop-b")
     with qtbot.waitSignal(page.sync_now_requested, check_params_cb=lambda name: name == "laptop-b"):
         page.sync_button.click()
@@ -157,3 +165,32 @@ def test_pause_resume_sync_now_and_reload_run_on_the_worker_thread(workspace, ow
     on_gui = [name for name, gui in calls if gui]
     assert on_gui == [], f"LinkManager.{on_gui} ran on the GUI thread"
     assert not app.sync.thread.isRunning()
+
+
+def test_a_viewer_shows_the_link_states_the_owner_records(workspace, qtbot):
+    """Another process runs the links (here: a LinkManager of the test holding the lock as serve);
+    the window reads what it records, off the GUI thread, when the store changes."""
+    from flowlink.gui.desktop import DesktopApp
+    from flowlink.workspace.ownership import OwnerLock
+
+    key = identity.generate_private_key(2048)
+    workspace.links.add("nas", SyncConfigChange(
+        remote_url=f"https://127.0.0.1:9/api/latest/sync_config/{workspace.name}/sync",
+        remote_public_key=identity.public_key_to_pem(key.public_key())))
+    lock = OwnerLock.try_acquire(workspace.data_dir, "serve")
+    app = DesktopApp(workspace, use_tray=False)
+    window = app.start()
+    owner = LinkManager(workspace)
+    try:
+        assert not app.is_owner and app.runtime is None
+        page = window.links
+        assert not page.sync_button.isEnabled() and page.sync_button.toolTip().startswith("Links are synced by serve")
+        assert window.this_workspace.listen.state.text().startswith("Links and listening are run by serve")
+        owner.start()
+        qtbot.waitUntil(lambda: (page.model.index(0, COL_STATE).data() or "").startswith(
+            "error: Cannot connect to https://127.0.0.1:9"), timeout=20_000)
+    finally:
+        owner.stop()
+        app.shutdown()
+        window.deleteLater()
+        lock.release()
