@@ -126,7 +126,7 @@ def load_private_key(pem: str | bytes, field: str) -> rsa.RSAPrivateKey:
         raise ValidationError(
             field,
             f"{field} is a certificate, not a private key; "
-            "paste the PEM private key (it starts with '-----BEGIN PRIVATE KEY-----').",
+            "paste the PEM private key (its first line ends in 'PRIVATE KEY-----').",
         )
     if label not in _PRIVATE_LABELS:
         raise _other_block(field, label, what)
