@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import shutil
 import subprocess
@@ -193,3 +194,36 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=5)
     if process.stdout is not None:
         process.stdout.close()
+
+
+# Shared by the CLI keyring tests: what the real Secret Service holds for a workspace.
+
+
+def keyring_env() -> dict[str, str]:
+    env = dict(os.environ)  # the session_keyring fixture put its bus and HOME here
+    env.pop("FLOWLINK_SECRET_STORE", None)
+    env.pop("PYTHON_KEYRING_BACKEND", None)
+    return env
+
+
+def keyring_items(workspace_id: str) -> tuple[list[str], list[str]]:
+    """(usernames, labels) of the workspace's items as libsecret's secret-tool lists them.
+
+    secret-tool prints each secret on stdout, so only the label lines are kept from it;
+    the attributes come on stderr.
+    """
+    secret_tool = shutil.which("secret-tool")
+    if secret_tool is None:
+        pytest.fail("secret-tool (libsecret-tools) is needed for the keyring tests")
+    result = subprocess.run(
+        [secret_tool, "search", "--all", "service", f"flowlink/{workspace_id}"],
+        capture_output=True, text=True, timeout=30, env=keyring_env())
+    assert result.returncode in (0, 1), "secret-tool search failed"
+    labels = sorted(line.split(" = ", 1)[1] for line in result.stdout.splitlines()
+                    if line.startswith("label = "))
+    users = sorted(line.split(" = ", 1)[1] for line in
+                   (result.stdout + "\n" + result.stderr).splitlines()
+                   if line.startswith("attribute.username = "))
+    headers = [line for line in result.stdout.splitlines() if re.match(r"^\[/", line)]
+    assert len(headers) == len(labels) == len(users)
+    return users, labels

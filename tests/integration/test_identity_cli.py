@@ -9,13 +9,10 @@ labels and counts; no key text is ever part of an assertion message.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import shutil
 import socket
 import ssl
 import stat
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +28,7 @@ from flowlink.workspace.identity import (
 )
 from flowlink.workspace.links import SyncConfigChange
 from flowlink.workspace.workspace import Workspace
+from keyring_fixture import keyring_env, keyring_items
 from workspace_fixtures import cli_env, flowlink
 
 TLS_NAMES = ["flowlink.example.org", "192.0.2.7"]
@@ -419,36 +417,6 @@ def test_an_unknown_secret_store_is_refused(tmp_path):
 # --- the real keyring -------------------------------------------------------------------------
 
 
-def _keyring_env() -> dict[str, str]:
-    env = dict(os.environ)  # the session_keyring fixture put its bus and HOME here
-    env.pop("FLOWLINK_SECRET_STORE", None)
-    env.pop("PYTHON_KEYRING_BACKEND", None)
-    return env
-
-
-def keyring_items(workspace_id: str) -> tuple[list[str], list[str]]:
-    """(usernames, labels) of the workspace's items as libsecret's secret-tool lists them.
-
-    secret-tool prints each secret on stdout, so only the label lines are kept from it;
-    the attributes come on stderr.
-    """
-    secret_tool = shutil.which("secret-tool")
-    if secret_tool is None:
-        pytest.fail("secret-tool (libsecret-tools) is needed for the keyring tests")
-    result = subprocess.run(
-        [secret_tool, "search", "--all", "service", f"flowlink/{workspace_id}"],
-        capture_output=True, text=True, timeout=30, env=_keyring_env())
-    assert result.returncode in (0, 1), "secret-tool search failed"
-    labels = sorted(line.split(" = ", 1)[1] for line in result.stdout.splitlines()
-                    if line.startswith("label = "))
-    users = sorted(line.split(" = ", 1)[1] for line in
-                   (result.stdout + "\n" + result.stderr).splitlines()
-                   if line.startswith("attribute.username = "))
-    headers = [line for line in result.stdout.splitlines() if re.match(r"^\[/", line)]
-    assert len(headers) == len(labels) == len(users)
-    return users, labels
-
-
 @pytest.fixture
 def keyring_data(session_keyring, tmp_path) -> Iterator[Path]:
     yield tmp_path / "kr"
@@ -456,7 +424,7 @@ def keyring_data(session_keyring, tmp_path) -> Iterator[Path]:
 
 @pytest.mark.keyring
 def test_keyring_init_rotate_and_renew_use_real_items(keyring_data, tmp_path):
-    env = _keyring_env()
+    env = keyring_env()
     r = _init(keyring_data, "kr-ident", env=env)
     assert "Secret Service (org.freedesktop.secrets)" in r.stdout
     meta = _meta(keyring_data)

@@ -7,11 +7,7 @@ the session_keyring fixture. Assertions compare key ids, counts and labels, neve
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -28,6 +24,7 @@ from flowlink.workspace.identity import (
     public_key_to_pem,
 )
 from flowlink.workspace.workspace import Workspace
+from keyring_fixture import keyring_env, keyring_items
 from workspace_fixtures import flowlink
 
 NAME = "alpha"
@@ -545,40 +542,10 @@ def test_a_plain_user_cannot_add_set_or_remove_links(alpha, keys):
 # --- the real keyring --------------------------------------------------------------------------
 
 
-def _keyring_env() -> dict[str, str]:
-    env = dict(os.environ)  # the session_keyring fixture put its bus and HOME here
-    env.pop("FLOWLINK_SECRET_STORE", None)
-    env.pop("PYTHON_KEYRING_BACKEND", None)
-    return env
-
-
-def keyring_items(workspace_id: str) -> tuple[list[str], list[str]]:
-    """(usernames, labels) of the workspace's items as libsecret's secret-tool lists them.
-
-    secret-tool prints each secret on stdout, so only the label lines are kept from it;
-    the attributes come on stderr.
-    """
-    secret_tool = shutil.which("secret-tool")
-    if secret_tool is None:
-        pytest.fail("secret-tool (libsecret-tools) is needed for the keyring tests")
-    result = subprocess.run(
-        [secret_tool, "search", "--all", "service", f"flowlink/{workspace_id}"],
-        capture_output=True, text=True, timeout=30, env=_keyring_env())
-    assert result.returncode in (0, 1), "secret-tool search failed"
-    labels = sorted(line.split(" = ", 1)[1] for line in result.stdout.splitlines()
-                    if line.startswith("label = "))
-    users = sorted(line.split(" = ", 1)[1] for line in
-                   (result.stdout + "\n" + result.stderr).splitlines()
-                   if line.startswith("attribute.username = "))
-    headers = [line for line in result.stdout.splitlines() if re.match(r"^\[/", line)]
-    assert len(headers) == len(labels) == len(users)
-    return users, labels
-
-
 @pytest.fixture
 def keyring_ws(session_keyring, tmp_path) -> tuple[Path, str]:
     data = tmp_path / "kr"
-    r = flowlink(data, "init", "--name", "kr-alpha", user="alice", env=_keyring_env())
+    r = flowlink(data, "init", "--name", "kr-alpha", user="alice", env=keyring_env())
     assert r.returncode == 0, r.stderr
     assert "Secret Service" in r.stdout
     assert not (data / "secrets").exists()
@@ -588,7 +555,7 @@ def keyring_ws(session_keyring, tmp_path) -> tuple[Path, str]:
 @pytest.mark.keyring
 def test_keyring_link_add_set_remove_store_and_delete_real_items(keyring_ws, keys):
     data, wid = keyring_ws
-    env = _keyring_env()
+    env = keyring_env()
     users, labels = keyring_items(wid)
     assert labels == ["Flowlink kr-alpha: workspace CA private key",
                       "Flowlink kr-alpha: workspace private key"]
