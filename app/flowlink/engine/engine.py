@@ -504,8 +504,6 @@ class Engine:
         ex = self.workspace.get_execution(id)
         if field == "workspace":
             return ex.workspace or self.workspace.name
-        if field in ("created_at", "started_at", "ended_at"):
-            return getattr(ex, field)
         return getattr(ex, field)
 
     def _api_save(self, run: Running, seq: int, id: int, fields: dict[str, Any]) -> None:  # noqa: A002

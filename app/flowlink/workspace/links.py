@@ -369,18 +369,17 @@ class Links:
             raise ValidationErrors(errors)
 
         change.warnings = warnings
-        store_name = self.ws.workspace_label
         new_items: list[str] = []
         try:
             if own_key is not None:
                 item = own_key_item(name, values["own_key_id"])
                 self.ws.secrets.set(item, identity.private_key_to_pem(own_key),
-                                    f"Flowlink {store_name}: own private key for link {name}")
+                                    f"Flowlink {self.ws.name}: own private key for link {name}")
                 new_items.append(item)
             if remote_key is not None:
                 item = remote_key_item(name, values["remote_key_id"])
                 self.ws.secrets.set(item, identity.public_key_to_pem(remote_key),
-                                    f"Flowlink {store_name}: remote public key of link {name}")
+                                    f"Flowlink {self.ws.name}: remote public key of link {name}")
                 new_items.append(item)
             config = self._write(name, old, values)
         except BaseException:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,7 +56,6 @@ class Execution:
     origin_link: str | None = None  # the link whose request started this tree, if any
     origin_request: str | None = None
     remote_version: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def terminal(self) -> bool:

@@ -230,10 +230,6 @@ class Workspace:
     # -- identity and secrets ---------------------------------------------
 
     @property
-    def workspace_label(self) -> str:
-        return self.name
-
-    @property
     def secrets(self) -> Any:
         """The SecretStore of this workspace (opened on first use; opening does no I/O)."""
         if self._secrets is None:
