@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import os
 import random
+import sys
+from pathlib import Path
 
 import pytest
 
 from flowlink.workspace import identity
 from workspace_fixtures import flowlink
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gui"))
+from guihelpers import paste as paste_like_ctrl_v  # noqa: E402 - the GUI tests' paste
 
 pytestmark = pytest.mark.xdist_group("form-input")
 
@@ -131,15 +136,10 @@ def test_cli_refuses_bad_allow_lists(data_dir, value):
 
 
 def test_form_refuses_the_same_values(qtbot, workspace, material):
-    from PySide6.QtCore import Qt
-    from PySide6.QtGui import QGuiApplication
-
     from flowlink.gui.sync_config_form import SyncConfigForm
 
     def paste(widget, text):
-        QGuiApplication.clipboard().setText(text)
-        widget.setFocus()
-        qtbot.keyClick(widget, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+        paste_like_ctrl_v(qtbot, widget, text)
 
     secrets_before = sorted(os.listdir(workspace.data_dir / "secrets"))
     cases = [(field, what, KEY_VALUES[what](material)) for field in ("own_private_key", "remote_public_key")

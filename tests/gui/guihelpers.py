@@ -33,13 +33,24 @@ def add_flow(workspace, name: str, source: str) -> None:
 
 
 def paste(qtbot, widget, text: str) -> None:
-    """As a user pastes: through the clipboard and Ctrl+V (keys cannot be typed line by line)."""
-    from PySide6.QtCore import Qt
-    from PySide6.QtGui import QGuiApplication
+    """What Ctrl+V does, without the system clipboard.
 
-    QGuiApplication.clipboard().setText(text)
+    Under Xvfb the clipboard is one for the whole display, so parallel test workers
+    overwrote each other's text between "copy" and "paste". This hands the widget the
+    same thing its paste() would: QLineEdit.insert(text), or QPlainTextEdit's
+    insertFromMimeData (where the form's size check sits).
+    """
+    from PySide6.QtCore import QMimeData
+    from PySide6.QtWidgets import QLineEdit
+
     widget.setFocus()
-    qtbot.keyClick(widget, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    if isinstance(widget, QLineEdit):
+        widget.insert(text)
+    else:
+        mime = QMimeData()
+        mime.setText(text)
+        widget.insertFromMimeData(mime)
+    qtbot.wait(0)  # let the text-changed signals run, as after a key press
 
 
 def tick(qtbot, checkbox) -> None:
